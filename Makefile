@@ -1,0 +1,37 @@
+# bread: `make run` starts everything, `make test` tests everything. `make help` lists the rest.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+INSTALLED := $(VENV)/.installed
+GENERATED := build/bread.pb
+PROTOS := $(shell find protos -name '*.proto')
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(INSTALLED) $(GENERATED) ## create the venv, install dependencies, generate code
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(GENERATED): $(INSTALLED) $(PROTOS) scripts/gen_protos.py
+	$(PY) scripts/gen_protos.py
+
+proto: $(INSTALLED) ## regenerate Python code, stubs and Envoy's descriptor set
+	$(PY) scripts/gen_protos.py
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy servicekit order_svc pay_svc bakery_svc customer_svc ops tests bench
+
+.PHONY: help setup proto lint
+
+include $(wildcard mk/*.mk)

@@ -1,0 +1,1 @@
+"""bakery service."""

@@ -1,0 +1,1 @@
+"""What every bread service is built from: settings, database, events, server."""

@@ -1,0 +1,52 @@
+"""Settings shared by every service, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    grpc_port: int
+    grpc_bind: str
+    database_url: str
+    amqp_url: str
+    # Topic exchange for domain events; tests give each run its own.
+    exchange: str
+    # Queue names are "<queue_prefix>.<service>".
+    queue_prefix: str
+    # After SIGTERM: stay NOT_SERVING but answering this long, so load
+    # balancers and the kubelet notice before the port closes.
+    drain_seconds: float
+    # Then: how long accepted RPCs may take to finish.
+    stop_grace_seconds: float
+    log_level: str
+    # "dev" or "prod"; prod refuses development switches such as faults.
+    profile: str
+
+    @classmethod
+    def from_env(
+        cls, service: str, default_port: int, environ: Mapping[str, str] = os.environ
+    ) -> Settings:
+        return cls(
+            service=service,
+            grpc_port=int(environ.get("GRPC_PORT", default_port)),
+            grpc_bind=environ.get("GRPC_BIND", "0.0.0.0"),
+            database_url=environ.get("DATABASE_URL", f"sqlite:///var/{service}.db"),
+            amqp_url=environ.get("AMQP_URL", DEFAULT_AMQP_URL),
+            exchange=environ.get("EVENT_EXCHANGE", "bread.events"),
+            queue_prefix=environ.get("QUEUE_PREFIX", "bread"),
+            drain_seconds=float(environ.get("DRAIN_SECONDS", "3")),
+            stop_grace_seconds=float(environ.get("STOP_GRACE_SECONDS", "10")),
+            log_level=environ.get("LOG_LEVEL", "INFO"),
+            profile=environ.get("PROFILE", "dev"),
+        )
+
+    @property
+    def queue(self) -> str:
+        return f"{self.queue_prefix}.{self.service}"

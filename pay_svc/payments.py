@@ -1,0 +1,150 @@
+"""Payment use cases: charge once per order, refund on the saga's say-so."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import peewee
+
+from bread.events.v1 import events_pb2
+from bread.pay.v1 import pay_pb2
+from pay_svc.models import Payment
+from servicekit.clock import to_timestamp, utcnow
+from servicekit.db import Database
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+from servicekit.inbox import Handler
+from servicekit.logs import order_id_var
+from servicekit.outbox import Outbox
+from servicekit.paging import page
+
+log = logging.getLogger(__name__)
+
+APPROVED = pay_pb2.PaymentStatus.PAYMENT_STATUS_APPROVED
+CANCELED = pay_pb2.PaymentStatus.PAYMENT_STATUS_CANCELED
+VOIDED = pay_pb2.PaymentStatus.PAYMENT_STATUS_VOIDED
+
+
+class Payments:
+    def __init__(self, db: Database, outbox: Outbox) -> None:
+        self.db = db
+        self.outbox = outbox
+
+    async def pay(self, order_id: str, customer_id: str, amount: int) -> Payment:
+        order_id_var.set(order_id)
+        if not order_id:
+            raise InvalidArgument("order_id is required")
+        if amount <= 0:
+            raise InvalidArgument("amount must be positive")
+        try:
+            payment = await self.db.transaction(lambda: self._charge(order_id, customer_id, amount))
+        except peewee.IntegrityError:
+            # A concurrent retry of the same Pay won the insert: return its payment.
+            payment = await self.db.run(lambda: Payment.get(Payment.order_id == order_id))
+        if payment.status == VOIDED:
+            raise FailedPrecondition(f"order {order_id} failed before it was paid")
+        return payment
+
+    def _charge(self, order_id: str, customer_id: str, amount: int) -> Payment:
+        existing = Payment.get_or_none(Payment.order_id == order_id)
+        if existing is not None:
+            return existing
+        payment = Payment.create(
+            id=str(uuid.uuid4()),
+            order_id=order_id,
+            customer_id=customer_id,
+            amount=amount,
+            status=APPROVED,
+        )
+        self.outbox.record(
+            events_pb2.PaymentApproved(
+                payment_id=payment.id, order_id=order_id, customer_id=customer_id, amount=amount
+            ),
+            order_id,
+        )
+        return payment
+
+    async def cancel(self, payment_id: str, reason: str) -> Payment:
+        def cancel() -> Payment:
+            payment = Payment.get_or_none(Payment.id == payment_id)
+            if payment is None:
+                raise NotFound(f"payment {payment_id!r} not found")
+            self._refund(payment, reason or "canceled")
+            return payment
+
+        return await self.db.transaction(cancel)
+
+    def _refund(self, payment: Payment, reason: str) -> None:
+        if payment.status != APPROVED:
+            return  # refunded or voided already
+        payment.status = CANCELED
+        payment.reason = reason[:200]
+        payment.updated = utcnow()
+        payment.save()
+        self.outbox.record(
+            events_pb2.PaymentCanceled(
+                payment_id=payment.id,
+                order_id=payment.order_id,
+                amount=payment.amount,
+                reason=payment.reason,
+            ),
+            payment.order_id,
+        )
+
+    async def get(self, payment_id: str) -> Payment:
+        payment = await self.db.run(lambda: Payment.get_or_none(Payment.id == payment_id))
+        if payment is None:
+            raise NotFound(f"payment {payment_id!r} not found")
+        return payment
+
+    async def list(self, order_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+        query = Payment.select().order_by(Payment.created.desc(), Payment.id)
+        if order_id:
+            query = query.where(Payment.order_id == order_id)
+        return await self.db.run(lambda: page(query, page_size, page_token))
+
+    # Compensations; handlers run inside the inbox transaction.
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "bread.events.v1.OrderCanceled": lambda e, _: self._compensate(e.order_id, e.reason),
+            "bread.events.v1.BakeryRejected": lambda e, _: self._compensate(
+                e.order_id, e.reason or "rejected by the bakery"
+            ),
+            "bread.events.v1.OrderFailed": self._on_order_failed,
+        }
+
+    def _compensate(self, order_id: str, reason: str) -> None:
+        payment = Payment.get_or_none(Payment.order_id == order_id)
+        if payment is None:
+            log.warning("nothing to refund for order %s", order_id)
+            return
+        self._refund(payment, reason)
+
+    def _on_order_failed(self, event: events_pb2.OrderFailed, _: object) -> None:
+        payment = Payment.get_or_none(Payment.order_id == event.order_id)
+        if payment is not None:
+            self._refund(payment, "order failed: " + event.reason)
+            return
+        # Not charged (yet): a void row makes a late Pay for it refuse.
+        Payment.create(
+            id=str(uuid.uuid4()),
+            order_id=event.order_id,
+            customer_id=event.customer_id,
+            amount=event.price,
+            status=VOIDED,
+            reason="order failed before payment",
+        )
+
+
+def to_proto(payment: Payment) -> pay_pb2.Payment:
+    return pay_pb2.Payment(
+        id=payment.id,
+        order_id=payment.order_id,
+        customer_id=payment.customer_id,
+        amount=payment.amount,
+        status=payment.status,
+        reason=payment.reason,
+        create_time=to_timestamp(payment.created),
+        update_time=to_timestamp(payment.updated),
+    )

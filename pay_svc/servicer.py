@@ -1,0 +1,44 @@
+"""PaymentService over gRPC."""
+
+from __future__ import annotations
+
+import grpc
+
+from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from pay_svc.payments import Payments, to_proto
+from servicekit.errors import rpc
+
+
+class PaymentServicer(pay_pb2_grpc.PaymentServiceServicer):
+    def __init__(self, payments: Payments) -> None:
+        self.payments = payments
+
+    @rpc
+    async def Pay(
+        self, request: pay_pb2.PayRequest, context: grpc.aio.ServicerContext
+    ) -> pay_pb2.Payment:
+        payment = await self.payments.pay(request.order_id, request.customer_id, request.amount)
+        return to_proto(payment)
+
+    @rpc
+    async def CancelPayment(
+        self, request: pay_pb2.CancelPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pay_pb2.Payment:
+        return to_proto(await self.payments.cancel(request.id, request.reason))
+
+    @rpc
+    async def GetPayment(
+        self, request: pay_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pay_pb2.Payment:
+        return to_proto(await self.payments.get(request.id))
+
+    @rpc
+    async def ListPayments(
+        self, request: pay_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> pay_pb2.ListPaymentsResponse:
+        payments, next_token = await self.payments.list(
+            request.order_id, request.page_size, request.page_token
+        )
+        return pay_pb2.ListPaymentsResponse(
+            payments=[to_proto(p) for p in payments], next_page_token=next_token
+        )

@@ -1,0 +1,73 @@
+"""A service's own database, chosen by URL, used off the event loop.
+
+peewee is synchronous. Every query runs on one dedicated thread that owns the
+connection, so a slow query never stalls the event loop (and the health check
+with it), and SQLite sees a single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import connect
+
+T = TypeVar("T")
+
+# WAL lets readers run beside the writer; NORMAL sync is durable in WAL mode
+# across process crashes (only an OS crash may lose the last transactions).
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000}
+
+
+def open_database(url: str) -> peewee.Database:
+    scheme = urlparse(url).scheme
+    if scheme.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return connect(url, pragmas=SQLITE_PRAGMAS)
+    return connect(url)
+
+
+class Database:
+    """The database plus the one thread that talks to it."""
+
+    def __init__(self, url: str, models: Sequence[type[peewee.Model]]) -> None:
+        self.url = url
+        self.peewee = open_database(url)
+        self.models = list(models)
+        self.peewee.bind(self.models)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run fn on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    async def transaction(self, fn: Callable[[], T]) -> T:
+        """Run fn on the database thread inside one transaction."""
+
+        def atomic() -> T:
+            with self.peewee.atomic():
+                return fn()
+
+        return await self.run(atomic)
+
+    async def connect(self) -> None:
+        def open_and_migrate() -> None:
+            self.peewee.connect(reuse_if_open=True)
+            self.peewee.create_tables(self.models, safe=True)
+
+        await self.run(open_and_migrate)
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        await self.run(lambda: self.peewee.execute_sql("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await self.run(self.peewee.close)
+        self._thread.shutdown(wait=True)

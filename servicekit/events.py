@@ -1,0 +1,146 @@
+"""Domain events on the wire: names, AMQP topology, envelope."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from google.protobuf.message import Message
+
+from bread.events.v1 import events_pb2
+
+# Every domain event message, by its full protobuf name; that name is the
+# routing key and the AMQP "type".
+EVENT_TYPES: dict[str, type[Message]] = {
+    descriptor.full_name: getattr(events_pb2, name)
+    for name, descriptor in events_pb2.DESCRIPTOR.message_types_by_name.items()
+}
+
+CONTENT_TYPE = "application/x-protobuf"
+# A quorum queue dead-letters a message redelivered this often: the backstop
+# for a message that crashes its consumer before it can dead-letter it itself.
+DELIVERY_LIMIT = 10
+# Attempts a consumer makes before it dead-letters a failing message with its error.
+MAX_ATTEMPTS = 5
+# How long the replayable event log keeps events.
+LOG_RETENTION = "7D"
+
+
+def event_type(message: Message) -> str:
+    return message.DESCRIPTOR.full_name
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of the exchanges and queues for one event exchange."""
+
+    exchange: str
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.exchange}.dlx"
+
+    @property
+    def log_stream(self) -> str:
+        return f"{self.exchange}.log"
+
+    @staticmethod
+    def dead_letter_queue(queue: str) -> str:
+        return f"{queue}.dlq"
+
+
+async def declare_exchange(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """The event exchange and the stream that keeps every event for replay.
+
+    Producers declare both before they publish, so no event is published
+    before the log can hold it.
+    """
+    exchange = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    log = await channel.declare_queue(
+        topology.log_stream,
+        durable=True,
+        arguments={"x-queue-type": "stream", "x-max-age": LOG_RETENTION},
+    )
+    await log.bind(exchange, routing_key="#")
+    return exchange
+
+
+async def declare_service_queue(
+    channel: AbstractChannel, topology: Topology, queue: str, event_types: list[str]
+) -> aio_pika.abc.AbstractQueue:
+    """A service's durable quorum queue, bound to the events it handles, with its DLQ."""
+    exchange = await declare_exchange(channel, topology)
+    dlx = await channel.declare_exchange(
+        topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    dlq_name = topology.dead_letter_queue(queue)
+    dlq = await channel.declare_queue(
+        dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(dlx, routing_key=dlq_name)
+    service_queue = await channel.declare_queue(
+        queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": topology.dead_letter_exchange,
+            "x-dead-letter-routing-key": dlq_name,
+            # Keep a dead-lettered message until the DLQ has confirmed it.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+    for name in event_types:
+        await service_queue.bind(exchange, routing_key=name)
+    return service_queue
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def to_amqp(
+    event_id: str, type_name: str, correlation_id: str, payload: bytes, created: datetime
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=payload,
+        message_id=event_id,
+        type=type_name,
+        correlation_id=correlation_id,
+        # Stored times are naive UTC.
+        timestamp=created.replace(tzinfo=UTC),
+        content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+@dataclass(frozen=True)
+class ReceivedEvent:
+    event_id: str
+    type_name: str
+    order_id: str
+    message: Message
+    published: datetime
+
+
+def from_amqp(incoming: AbstractIncomingMessage) -> ReceivedEvent:
+    """Decode a delivery; raises ValueError for one that is not a known event."""
+    type_name = incoming.type or ""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None or not incoming.message_id:
+        raise ValueError(f"not a bread event: type={type_name!r} id={incoming.message_id!r}")
+    message = cls()
+    message.ParseFromString(incoming.body)
+    return ReceivedEvent(
+        event_id=incoming.message_id,
+        type_name=type_name,
+        order_id=incoming.correlation_id or "",
+        message=message,
+        published=incoming.timestamp or datetime.now(UTC),
+    )

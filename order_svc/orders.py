@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import grpc
 
@@ -29,9 +29,7 @@ SWEEP_INTERVAL_SECONDS = 5.0
 
 
 class Orders:
-    def __init__(
-        self, db: Database, outbox: Outbox, menu: dict[str, int], pay: PayClient
-    ) -> None:
+    def __init__(self, db: Database, outbox: Outbox, menu: dict[str, int], pay: PayClient) -> None:
         self.db = db
         self.outbox = outbox
         self.menu = menu
@@ -55,13 +53,17 @@ class Orders:
         try:
             payment = await self.pay.pay(order_id, customer_id, price)
         except PaymentFailed as failure:
-            await self.db.transaction(lambda: self._fail(order_id, f"payment {failure}"))
-            error = DeadlineExceeded if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED else Unavailable
+            await self.db.transaction(self._fail, order_id, f"payment {failure}")
+            error = (
+                DeadlineExceeded
+                if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED
+                else Unavailable
+            )
             raise error(
                 f"payment failed ({failure.code.name}); order {order_id} is FAILED"
                 " and anything charged will be refunded"
             ) from None
-        paid = await self.db.transaction(lambda: self._mark_paid(order_id, payment.id))
+        paid = await self.db.transaction(self._mark_paid, order_id, payment.id)
         if paid is None:
             raise Unavailable(f"payment outcome came too late; order {order_id} is FAILED")
         return paid
@@ -124,7 +126,7 @@ class Orders:
 
     async def cancel(self, order_id: str, reason: str) -> Order:
         order_id_var.set(order_id)
-        return await self.db.transaction(lambda: self._cancel(order_id, reason))
+        return await self.db.transaction(self._cancel, order_id, reason)
 
     def _cancel(self, order_id: str, reason: str) -> Order:
         order = Order.get_or_none(Order.id == order_id)
@@ -137,7 +139,9 @@ class Orders:
         order.reason = (reason or "canceled by the customer")[:200]
         order.updated = utcnow()
         order.save()
-        self.outbox.record(events_pb2.OrderCanceled(order_id=order.id, reason=order.reason), order.id)
+        self.outbox.record(
+            events_pb2.OrderCanceled(order_id=order.id, reason=order.reason), order.id
+        )
         return order
 
     async def sweep_stale_payments(self) -> None:
@@ -148,20 +152,16 @@ class Orders:
         """
         while True:
             cutoff = utcnow() - timedelta(seconds=2 * self.pay.timeout)
-            stale = await self.db.run(
-                lambda: [
-                    o.id
-                    for o in Order.select(Order.id).where(
-                        Order.status == domain.PENDING, Order.created < cutoff
-                    )
-                ]
-            )
+            stale = await self.db.run(self._pending_before, cutoff)
             for order_id in stale:
                 log.warning("failing order %s left PENDING by a crash", order_id)
-                await self.db.transaction(
-                    lambda oid=order_id: self._fail(oid, "payment outcome unknown")
-                )
+                await self.db.transaction(self._fail, order_id, "payment outcome unknown")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+    @staticmethod
+    def _pending_before(cutoff: datetime) -> list[str]:
+        query = Order.select(Order.id).where(Order.status == domain.PENDING, Order.created < cutoff)
+        return [order.id for order in query]
 
     # The order side of the saga; handlers run inside the inbox transaction.
 
@@ -207,4 +207,3 @@ def to_proto(order: Order) -> order_pb2.Order:
         create_time=to_timestamp(order.created),
         update_time=to_timestamp(order.updated),
     )
-

@@ -11,7 +11,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import peewee
@@ -44,16 +44,16 @@ class Database:
         self.peewee.bind(self.models)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run fn on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(*args) on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    async def transaction(self, fn: Callable[[], T]) -> T:
-        """Run fn on the database thread inside one transaction."""
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(*args) on the database thread inside one transaction."""
 
         def atomic() -> T:
             with self.peewee.atomic():
-                return fn()
+                return fn(*args)
 
         return await self.run(atomic)
 

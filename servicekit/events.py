@@ -79,9 +79,7 @@ async def declare_service_queue(
         topology.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
     dlq_name = topology.dead_letter_queue(queue)
-    dlq = await channel.declare_queue(
-        dlq_name, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    dlq = await channel.declare_queue(dlq_name, durable=True, arguments={"x-queue-type": "quorum"})
     await dlq.bind(dlx, routing_key=dlq_name)
     service_queue = await channel.declare_queue(
         queue,

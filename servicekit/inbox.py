@@ -11,13 +11,13 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable
-from servicekit.clock import utcnow
 from typing import Any
 
 import aio_pika
 import peewee
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
+from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
     MAX_ATTEMPTS,
@@ -106,9 +106,7 @@ class Consumer:
         if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
             log.info("skipping duplicate %s %s", event.type_name, event.event_id)
             return
-        InboxEvent.create(
-            event_id=event.event_id, type_name=event.type_name, applied=utcnow()
-        )
+        InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
         handler = self.handlers.get(event.type_name)
         if handler is not None:
             handler(event.message, event)

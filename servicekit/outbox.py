@@ -10,14 +10,15 @@ confirm and delete republishes the event; consumers skip it by its id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from servicekit.clock import utcnow
 
 import aio_pika
 import peewee
 from aio_pika.abc import AbstractExchange
 from google.protobuf.message import Message
 
+from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import event_type, new_event_id, to_amqp
 
@@ -70,15 +71,13 @@ class Outbox:
             try:
                 if await self.publish_batch(exchange):
                     continue
-            except (aio_pika.exceptions.AMQPError, ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
                 log.warning("outbox relay paused: %r", exc)
                 await asyncio.sleep(self.RETRY_SECONDS)
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
-            except TimeoutError:
-                pass
 
     async def publish_batch(self, exchange: AbstractExchange) -> int:
         """Publish the oldest unsent events; returns how many were sent."""

@@ -1,0 +1,50 @@
+"""BakeryService over gRPC."""
+
+from __future__ import annotations
+
+import grpc
+
+from bakery_svc.tickets import Tickets, to_proto
+from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
+from servicekit.errors import rpc
+
+
+class BakeryServicer(bakery_pb2_grpc.BakeryServiceServicer):
+    def __init__(self, tickets: Tickets) -> None:
+        self.tickets = tickets
+
+    @rpc
+    async def ListTickets(
+        self, request: bakery_pb2.ListTicketsRequest, context: grpc.aio.ServicerContext
+    ) -> bakery_pb2.ListTicketsResponse:
+        tickets, next_token = await self.tickets.list(
+            request.status, request.page_size, request.page_token
+        )
+        return bakery_pb2.ListTicketsResponse(
+            tickets=[to_proto(t) for t in tickets], next_page_token=next_token
+        )
+
+    @rpc
+    async def GetTicket(
+        self, request: bakery_pb2.GetTicketRequest, context: grpc.aio.ServicerContext
+    ) -> bakery_pb2.Ticket:
+        return to_proto(await self.tickets.get(request.order_id))
+
+    @rpc
+    async def AcceptOrder(
+        self, request: bakery_pb2.AcceptOrderRequest, context: grpc.aio.ServicerContext
+    ) -> bakery_pb2.Ticket:
+        return to_proto(await self.tickets.act(request.order_id, "accept"))
+
+    @rpc
+    async def RejectOrder(
+        self, request: bakery_pb2.RejectOrderRequest, context: grpc.aio.ServicerContext
+    ) -> bakery_pb2.Ticket:
+        reason = request.reason or "rejected by the bakery"
+        return to_proto(await self.tickets.act(request.order_id, "reject", reason))
+
+    @rpc
+    async def MarkDelivered(
+        self, request: bakery_pb2.MarkDeliveredRequest, context: grpc.aio.ServicerContext
+    ) -> bakery_pb2.Ticket:
+        return to_proto(await self.tickets.act(request.order_id, "deliver"))

@@ -1,0 +1,144 @@
+"""Builds Mypage rows from domain events (CQRS read side).
+
+Events may arrive in any order and more than once (the inbox drops exact
+duplicates). Each status only moves forward by rank, so a late event never
+undoes a later one: the row keeps the furthest state, not the last message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bread.customer.v1 import mypage_pb2
+from bread.events.v1 import events_pb2 as ev
+from customer_svc.models import Mypage
+from servicekit.clock import to_timestamp
+from servicekit.db import Database
+from servicekit.errors import NotFound
+from servicekit.events import ReceivedEvent
+from servicekit.inbox import Handler
+from servicekit.paging import page
+
+FINAL = 3
+ORDER_RANK = {
+    "PAID": 1,
+    "CONFIRMED": 2,
+    "DELIVERED": FINAL,
+    "REJECTED": FINAL,
+    "CANCELED": FINAL,
+    "FAILED": FINAL,
+}
+PAYMENT_RANK = {"APPROVED": 1, "CANCELED": 2}
+BAKERY_RANK = {"OPEN": 1, "ACCEPTED": 2, "DELIVERED": FINAL, "REJECTED": FINAL, "CLOSED": FINAL}
+
+
+def _advance(current: str, new: str, rank: dict[str, int]) -> str:
+    return new if rank.get(new, 0) > rank.get(current, 0) else current
+
+
+def project(
+    order_id: str,
+    at: datetime,
+    order_status: str = "",
+    payment_status: str = "",
+    bakery_status: str = "",
+    **facts: Any,
+) -> None:
+    """Merge what one event tells about an order into its row."""
+    at = at.replace(tzinfo=None)
+    row = Mypage.get_or_none(Mypage.order_id == order_id)
+    is_new = row is None
+    if row is None:
+        row = Mypage(order_id=order_id, created=at, updated=at)
+    for name, value in facts.items():
+        if value:
+            setattr(row, name, value)
+    row.order_status = _advance(row.order_status, order_status, ORDER_RANK)
+    row.payment_status = _advance(row.payment_status, payment_status, PAYMENT_RANK)
+    row.bakery_status = _advance(row.bakery_status, bakery_status, BAKERY_RANK)
+    row.created = min(row.created, at)
+    row.updated = max(row.updated, at)
+    row.save(force_insert=is_new)
+
+
+def _order_facts(e: ev.OrderPlaced | ev.OrderFailed) -> dict[str, Any]:
+    return {"customer_id": e.customer_id, "item": e.item, "qty": e.qty, "price": e.price}
+
+
+def handlers() -> dict[str, Handler]:
+    def on(status_of: Any) -> Handler:
+        def handle(e: Any, meta: ReceivedEvent) -> None:
+            project(e.order_id, meta.published, **status_of(e))
+
+        return handle
+
+    return {
+        "bread.events.v1.OrderPlaced": on(
+            lambda e: {
+                **_order_facts(e),
+                "payment_id": e.payment_id,
+                "order_status": "PAID",
+                "bakery_status": "OPEN",
+            }
+        ),
+        "bread.events.v1.OrderFailed": on(
+            lambda e: {**_order_facts(e), "reason": e.reason, "order_status": "FAILED"}
+        ),
+        "bread.events.v1.OrderCanceled": on(
+            lambda e: {"reason": e.reason, "order_status": "CANCELED", "bakery_status": "CLOSED"}
+        ),
+        "bread.events.v1.PaymentApproved": on(
+            lambda e: {
+                "customer_id": e.customer_id,
+                "payment_id": e.payment_id,
+                "payment_status": "APPROVED",
+            }
+        ),
+        "bread.events.v1.PaymentCanceled": on(
+            lambda e: {"payment_id": e.payment_id, "payment_status": "CANCELED"}
+        ),
+        "bread.events.v1.BakeryAccepted": on(
+            lambda e: {"order_status": "CONFIRMED", "bakery_status": "ACCEPTED"}
+        ),
+        "bread.events.v1.BakeryRejected": on(
+            lambda e: {"reason": e.reason, "order_status": "REJECTED", "bakery_status": "REJECTED"}
+        ),
+        "bread.events.v1.OrderDelivered": on(
+            lambda e: {"order_status": "DELIVERED", "bakery_status": "DELIVERED"}
+        ),
+    }
+
+
+class Mypages:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, order_id: str) -> Mypage:
+        row = await self.db.run(lambda: Mypage.get_or_none(Mypage.order_id == order_id))
+        if row is None:
+            raise NotFound(f"no Mypage for order {order_id!r} (yet)")
+        return row
+
+    async def list(self, customer_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+        query = Mypage.select().order_by(Mypage.created.desc(), Mypage.order_id)
+        if customer_id:
+            query = query.where(Mypage.customer_id == customer_id)
+        return await self.db.run(lambda: page(query, page_size, page_token))
+
+
+def to_proto(row: Mypage) -> mypage_pb2.Mypage:
+    return mypage_pb2.Mypage(
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        item=row.item,
+        qty=row.qty,
+        price=row.price,
+        order_status=row.order_status,
+        payment_id=row.payment_id,
+        payment_status=row.payment_status,
+        bakery_status=row.bakery_status,
+        reason=row.reason,
+        create_time=to_timestamp(row.created),
+        update_time=to_timestamp(row.updated),
+    )

@@ -1,0 +1,31 @@
+"""MypageService over gRPC."""
+
+from __future__ import annotations
+
+import grpc
+
+from bread.customer.v1 import mypage_pb2, mypage_pb2_grpc
+from customer_svc.projection import Mypages, to_proto
+from servicekit.errors import rpc
+
+
+class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
+    def __init__(self, mypages: Mypages) -> None:
+        self.mypages = mypages
+
+    @rpc
+    async def ListMypages(
+        self, request: mypage_pb2.ListMypagesRequest, context: grpc.aio.ServicerContext
+    ) -> mypage_pb2.ListMypagesResponse:
+        rows, next_token = await self.mypages.list(
+            request.customer_id, request.page_size, request.page_token
+        )
+        return mypage_pb2.ListMypagesResponse(
+            mypages=[to_proto(r) for r in rows], next_page_token=next_token
+        )
+
+    @rpc
+    async def GetMypage(
+        self, request: mypage_pb2.GetMypageRequest, context: grpc.aio.ServicerContext
+    ) -> mypage_pb2.Mypage:
+        return to_proto(await self.mypages.get(request.order_id))

@@ -32,6 +32,18 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy servicekit order_svc pay_svc bakery_svc customer_svc ops tests bench
 
-.PHONY: help setup proto lint
+PROFILE ?= default
+
+run: setup ## start every service and Envoy in the foreground (PROFILE=polyglot: PostgreSQL + MariaDB)
+	$(PY) -m ops.run --profile $(PROFILE)
+
+test: setup ## run the whole test suite (unit, integration, end-to-end, faults, k8s) and lint
+	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory lint
+
+clean: ## remove generated code, local data and the venv
+	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: help setup proto lint run test clean
 
 include $(wildcard mk/*.mk)

@@ -33,8 +33,9 @@ def _decode(token: str) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token.encode()).decode()
-        if not text.startswith("o"):
+        offset = int(text[1:]) if text.startswith("o") else -1
+        if offset < 0:
             raise ValueError(text)
-        return int(text[1:])
+        return offset
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidArgument("page_token is not valid") from None

@@ -127,7 +127,12 @@ class Service:
     async def _start_dependencies(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
         await _retry("database", db.connect)
         self.connection = await _retry(
-            "broker", lambda: aio_pika.connect_robust(self.settings.amqp_url)
+            "broker",
+            lambda: aio_pika.connect_robust(
+                # Named so operators (and tests) can tell whose connection is whose.
+                self.settings.amqp_url,
+                client_properties={"connection_name": self.settings.queue},
+            ),
         )
         publish_channel = await self.connection.channel(publisher_confirms=True)
         exchange = await declare_exchange(publish_channel, self.topology)

@@ -1,0 +1,51 @@
+"""Pay stopped: orders fail fast and are kept FAILED; pay back: orders succeed again."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.polling import wait_for
+from tests.support.system import BreadSystem, running_system
+
+
+@pytest.fixture
+def system(tmp_path) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+    with running_system(tmp_path) as bread:
+        yield bread
+
+
+def test_pay_down_fails_fast_and_recovers(system: BreadSystem) -> None:
+    with httpx.Client(base_url=system.http, timeout=5) as http:
+        order = {"item": "cake", "qty": 1, "customerId": "down"}
+        assert http.post("/orders", json=order).status_code == 200
+
+        assert system.services["pay"].terminate() == 0
+        for _ in range(5):
+            started = time.monotonic()
+            response = http.post("/orders", json=order)
+            elapsed = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == 14  # UNAVAILABLE
+            assert elapsed < 1.0
+            failed_id = re.search(r"order (\S+) is FAILED", response.json()["message"])
+            assert failed_id, response.text
+            failed = http.get(f"/orders/{failed_id.group(1)}").json()
+            assert failed["status"] == "ORDER_STATUS_FAILED"
+
+        system.restart("pay")
+        # Envoy's health check sees pay within an interval; then orders succeed again.
+        wait_for(lambda: http.post("/orders", json=order).status_code == 200, timeout=10)
+
+        # The failed order's OrderFailed event reached pay: a void, never a charge.
+        voided = wait_for(
+            lambda: http.get("/payments", params={"orderId": failed_id.group(1)}).json()[
+                "payments"
+            ],
+            what="void of the failed order",
+        )
+        assert [p["status"] for p in voided] == ["PAYMENT_STATUS_VOIDED"]

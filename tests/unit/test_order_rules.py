@@ -1,0 +1,45 @@
+import pytest
+
+from order_svc import domain
+from order_svc.menu import DEFAULT_MENU, load_menu
+from servicekit.errors import FailedPrecondition, InvalidArgument
+
+
+def test_price_is_unit_price_times_qty() -> None:
+    assert domain.price_order(DEFAULT_MENU, "cake", 2, "c1") == 50000
+
+
+@pytest.mark.parametrize(
+    ("item", "qty", "customer"),
+    [("pizza", 1, "c1"), ("cake", 0, "c1"), ("cake", -3, "c1"), ("cake", 101, "c1"),
+     ("cake", 1, ""), ("cake", 1, "   "), ("cake", 1, "x" * 65)],
+)
+def test_bad_orders_are_invalid_arguments(item: str, qty: int, customer: str) -> None:
+    with pytest.raises(InvalidArgument):
+        domain.price_order(DEFAULT_MENU, item, qty, customer)
+
+
+def test_statuses_only_move_forward() -> None:
+    assert domain.can_move(domain.PENDING, domain.PAID)
+    assert domain.can_move(domain.PAID, domain.DELIVERED)  # acceptance seen late
+    assert not domain.can_move(domain.CANCELED, domain.CONFIRMED)
+    assert not domain.can_move(domain.DELIVERED, domain.CANCELED)
+    assert not domain.can_move(domain.FAILED, domain.PAID)
+
+
+def test_only_paid_or_confirmed_orders_can_be_canceled() -> None:
+    domain.check_cancel(domain.PAID)
+    domain.check_cancel(domain.CONFIRMED)
+    for status in (domain.PENDING, domain.DELIVERED, domain.FAILED, domain.REJECTED):
+        with pytest.raises(FailedPrecondition):
+            domain.check_cancel(status)
+
+
+def test_menu_from_configuration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert load_menu({}) == DEFAULT_MENU
+    assert load_menu({"MENU": '{"bagel": 2000}'}) == {"bagel": 2000}
+    menu_file = tmp_path / "menu.json"
+    menu_file.write_text('{"scone": 2500}')
+    assert load_menu({"MENU_FILE": str(menu_file)}) == {"scone": 2500}
+    with pytest.raises(ValueError):
+        load_menu({"MENU": '{"bagel": 1.5}'})

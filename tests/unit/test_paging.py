@@ -1,0 +1,44 @@
+import peewee
+import pytest
+
+from servicekit.errors import InvalidArgument
+from servicekit.paging import MAX_PAGE_SIZE, page
+
+db = peewee.SqliteDatabase(":memory:")
+
+
+class Row(peewee.Model):
+    n = peewee.IntegerField()
+
+    class Meta:
+        database = db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def rows() -> None:
+    db.create_tables([Row])
+    Row.insert_many([{"n": i} for i in range(250)]).execute()
+
+
+def test_pages_cover_every_row_once() -> None:
+    seen: list[int] = []
+    token = ""
+    while True:
+        batch, token = page(Row.select().order_by(Row.n), 40, token)
+        seen += [r.n for r in batch]
+        if not token:
+            break
+    assert seen == list(range(250))
+
+
+def test_page_size_is_capped_and_defaulted() -> None:
+    assert len(page(Row.select(), 1000, "")[0]) == MAX_PAGE_SIZE
+    assert len(page(Row.select(), 0, "")[0]) == 20
+
+
+@pytest.mark.parametrize("token", ["garbage!", "by01", "eDEw"])
+def test_bad_tokens_and_sizes_are_invalid(token: str) -> None:
+    with pytest.raises(InvalidArgument):
+        page(Row.select(), 10, token)
+    with pytest.raises(InvalidArgument):
+        page(Row.select(), -1, "")

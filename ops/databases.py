@@ -1,4 +1,5 @@
-"""Create and drop a service's database on a PostgreSQL or MariaDB server."""
+"""Create and drop a service's database on a PostgreSQL or MariaDB server
+(SQLite files need nothing)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,8 @@ import psycopg2
 import pymysql
 
 
-def _server_and_name(url: str) -> tuple[str, str, str, int, str]:
-    parts = urlparse(url)
-    return (
-        parts.scheme,
-        parts.username or "",
-        parts.password or "",
-        parts.port or 0,
-        parts.path.lstrip("/"),
-    )
-
-
 def ensure_database(url: str) -> None:
-    """Create the database named by url if it is missing (SQLite needs nothing)."""
+    """Create the database named by url if it is missing."""
     _run(url, create=True)
 
 
@@ -29,15 +19,19 @@ def drop_database(url: str) -> None:
 
 
 def _run(url: str, create: bool) -> None:
-    scheme, user, password, port, name = _server_and_name(url)
-    host = urlparse(url).hostname or "127.0.0.1"
-    if scheme.startswith("postgres"):
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    host = parts.hostname or "127.0.0.1"
+    if parts.scheme.startswith("postgres"):
         conn = psycopg2.connect(
-            host=host, port=port or 5432, user=user or "postgres", password=password,
+            host=host,
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or "",
             dbname="postgres",
         )
         conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        with conn, conn.cursor() as cur:
+        with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             exists = cur.fetchone() is not None
             if create and not exists:
@@ -45,9 +39,13 @@ def _run(url: str, create: bool) -> None:
             elif not create and exists:
                 cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         conn.close()
-    elif scheme.startswith("mysql"):
+    elif parts.scheme.startswith("mysql"):
         conn = pymysql.connect(
-            host=host, port=port or 3306, user=user or "root", password=password, autocommit=True
+            host=host,
+            port=parts.port or 3306,
+            user=parts.username or "root",
+            password=parts.password or "",
+            autocommit=True,
         )
         with conn.cursor() as cur:
             verb = "CREATE DATABASE IF NOT EXISTS" if create else "DROP DATABASE IF EXISTS"

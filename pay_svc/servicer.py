@@ -5,18 +5,21 @@ from __future__ import annotations
 import grpc
 
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from pay_svc.faults import FaultInjector
 from pay_svc.payments import Payments, to_proto
 from servicekit.errors import rpc
 
 
 class PaymentServicer(pay_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, payments: Payments) -> None:
+    def __init__(self, payments: Payments, faults: FaultInjector) -> None:
         self.payments = payments
+        self.faults = faults
 
     @rpc
     async def Pay(
         self, request: pay_pb2.PayRequest, context: grpc.aio.ServicerContext
     ) -> pay_pb2.Payment:
+        await self.faults.before_pay()
         payment = await self.payments.pay(request.order_id, request.customer_id, request.amount)
         return to_proto(payment)
 

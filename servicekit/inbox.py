@@ -43,6 +43,18 @@ class InboxEvent(peewee.Model):
         table_name = "inbox"
 
 
+def apply_once(event: ReceivedEvent, handlers: dict[str, Handler]) -> bool:
+    """Apply an event unless the inbox has it; call inside a transaction."""
+    if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
+        log.info("skipping duplicate %s %s", event.type_name, event.event_id)
+        return False
+    InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
+    handler = handlers.get(event.type_name)
+    if handler is not None:
+        handler(event.message, event)
+    return True
+
+
 class Consumer:
     PREFETCH = 64
 
@@ -96,20 +108,11 @@ class Consumer:
         order_id_var.set(incoming.correlation_id or "")
         try:
             event = from_amqp(incoming)
-            await self.db.transaction(lambda: self._apply(event))
+            await self.db.transaction(apply_once, event, self.handlers)
         except Exception as exc:
             await self._failed(incoming, exc)
             return
         await incoming.ack()
-
-    def _apply(self, event: ReceivedEvent) -> None:
-        if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
-            log.info("skipping duplicate %s %s", event.type_name, event.event_id)
-            return
-        InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
-        handler = self.handlers.get(event.type_name)
-        if handler is not None:
-            handler(event.message, event)
 
     async def _failed(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         # Quorum queues count redeliveries in x-delivery-count.

@@ -61,7 +61,7 @@ class BreadSystem:
     @property
     def gateway(self) -> str:
         assert self.envoy is not None
-        return f"127.0.0.1:{self.envoy.edge_port}"
+        return self.envoy.edge_target
 
     @property
     def http(self) -> str:
@@ -74,7 +74,7 @@ class BreadSystem:
             "AMQP_URL": DEFAULT_AMQP_URL,
             "EVENT_EXCHANGE": self.exchange,
             "QUEUE_PREFIX": self.queue_prefix,
-            "PAY_TARGET": f"127.0.0.1:{self.envoy.mesh_port}",
+            "PAY_TARGET": self.envoy.mesh_target,
             "DRAIN_SECONDS": "0.5",
             "STOP_GRACE_SECONDS": "5",
             **self.extra_env.get(name, {}),
@@ -86,9 +86,10 @@ class BreadSystem:
         ports = {name: free_port() for name in SERVICES}
         self.envoy = start_envoy(
             EnvoyTopology(
-                edge_port=free_port(),
-                mesh_port=free_port(),
-                admin_port=free_port(),
+                # 0: Envoy picks free ports and the harness reads them back.
+                edge_port=0,
+                mesh_port=0,
+                admin_port=0,
                 listen_address="127.0.0.1",
                 upstreams={name: [("127.0.0.1", port)] for name, port in ports.items()},
             ),

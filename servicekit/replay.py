@@ -1,0 +1,51 @@
+"""Rebuild a read model by replaying the event log stream from its start.
+
+Every event published to the exchange is also kept in a RabbitMQ stream
+(`<exchange>.log`, see events.declare_exchange). Replaying it through the
+same handlers and inbox gives the same rows; events already applied are
+skipped, so a replay into a live database is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aio_pika
+
+from servicekit.db import Database
+from servicekit.events import LOG_RETENTION, Topology, from_amqp
+from servicekit.inbox import Handler, apply_once
+
+log = logging.getLogger(__name__)
+
+
+async def replay(
+    db: Database,
+    amqp_url: str,
+    topology: Topology,
+    handlers: dict[str, Handler],
+    idle_seconds: float = 2.0,
+) -> int:
+    """Apply every event in the log; return how many were new. Stops once idle."""
+    applied = 0
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)  # streams need a prefetch
+        stream = await channel.declare_queue(
+            topology.log_stream,
+            durable=True,
+            arguments={"x-queue-type": "stream", "x-max-age": LOG_RETENTION},
+        )
+        async with stream.iterator(arguments={"x-stream-offset": "first"}) as deliveries:
+            while True:
+                try:
+                    delivery = await asyncio.wait_for(anext(deliveries), idle_seconds)
+                except TimeoutError:
+                    break
+                event = from_amqp(delivery)
+                if event.type_name in handlers:
+                    applied += await db.transaction(apply_once, event, handlers)
+                await delivery.ack()
+    return applied

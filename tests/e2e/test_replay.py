@@ -1,0 +1,49 @@
+"""The Mypage read model can be rebuilt from scratch by replaying the event log."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+
+from tests.support.polling import wait_for
+from tests.support.processes import ROOT
+from tests.support.system import BreadSystem
+
+COLUMNS = ("order_id, customer_id, item, qty, price, order_status, payment_id, payment_status,"
+           " bakery_status, reason")
+
+
+def mypages(url: str) -> list[tuple]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return db.execute(f"SELECT {COLUMNS} FROM mypages ORDER BY order_id").fetchall()
+
+
+def test_rebuild_from_the_log_equals_the_live_read_model(
+    system: BreadSystem, http: httpx.Client
+) -> None:
+    placed = [
+        http.post("/orders", json={"item": "cake", "qty": n, "customerId": "replay"}).json()["id"]
+        for n in (1, 2, 3)
+    ]
+    wait_for(lambda: http.get(f"/bakeries/{placed[0]}").status_code == 200)
+    http.post(f"/bakeries/{placed[0]}:accept", json={})
+    http.post(f"/orders/{placed[1]}:cancel", json={})
+    live_url = system.urls["customer"]
+    wait_for(
+        lambda: {r[0]: r[5] for r in mypages(live_url)}.get(placed[0]) == "CONFIRMED"
+        and {r[0]: r[6 + 1] for r in mypages(live_url)}.get(placed[1]) == "CANCELED",
+        what="live Mypage settled",
+    )
+
+    rebuilt_url = f"sqlite:///{system.tmp}/rebuilt-customer.db"
+    env = {**os.environ, **system.env("customer"), "DATABASE_URL": rebuilt_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "customer_svc.rebuild", "--reset"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert "applied" in result.stdout
+    assert mypages(rebuilt_url) == mypages(live_url)

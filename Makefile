@@ -12,7 +12,7 @@ PROTOS := $(shell find protos -name '*.proto')
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 setup: $(INSTALLED) $(GENERATED) ## create the venv, install dependencies, generate code
 
@@ -34,8 +34,13 @@ lint: setup ## ruff and mypy
 
 PROFILE ?= default
 
-run: setup ## start every service and Envoy in the foreground (PROFILE=polyglot: PostgreSQL + MariaDB)
-	$(PY) -m ops.run --profile $(PROFILE)
+REPLICAS ?= 1
+
+run: setup ## start everything in the foreground (PROFILE=polyglot: PostgreSQL + MariaDB; REPLICAS=2)
+	$(PY) -m ops.run --profile $(PROFILE) --replicas $(REPLICAS)
+
+rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
+	$(PY) -m ops.rollout $(SERVICE)
 
 test: setup ## run the whole test suite (unit, integration, end-to-end, faults, k8s) and lint
 	$(BIN)/pytest -q
@@ -44,6 +49,6 @@ test: setup ## run the whole test suite (unit, integration, end-to-end, faults, 
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run test clean
+.PHONY: help setup proto lint run rollout test clean
 
 include $(wildcard mk/*.mk)

@@ -1,0 +1,344 @@
+"""What a reviewer checks by hand in a deployment, checked on every run.
+
+Ports and health service names come from the services' own specs (order_svc.spec etc.), the
+settings from the rendered ConfigMaps and Secrets: nothing here repeats a value it checks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import pytest
+
+from servicekit.spec import ServiceSpec
+from tests.k8s.manifests import (
+    SERVICES,
+    Manifests,
+    Obj,
+    containers,
+    envoy_config,
+    matches,
+    pod_spec,
+)
+
+
+def spec_of(service: str) -> ServiceSpec:
+    spec: ServiceSpec = importlib.import_module(f"{service}_svc.spec").SPEC
+    return spec
+
+
+def name_of(obj: Obj) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+# ------------------------------------------------------------------ every container
+
+
+def test_every_container_has_requests_limits_and_probes(manifests: Manifests) -> None:
+    for workload in manifests.workloads():
+        for container in containers(workload, init=True):
+            where = f"{name_of(workload)} {container['name']}"
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where}: {kind}"
+        for container in containers(workload):
+            where = f"{name_of(workload)} {container['name']}"
+            assert "readinessProbe" in container, where
+            assert "livenessProbe" in container, where
+
+
+def test_every_container_runs_unprivileged_on_a_read_only_root(manifests: Manifests) -> None:
+    """The restricted Pod Security Standard, plus a read-only root filesystem."""
+    for workload in manifests.workloads():
+        pod = pod_spec(workload).get("securityContext", {})
+        assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name_of(workload)
+        assert pod_spec(workload).get("automountServiceAccountToken") is False
+        for container in containers(workload, init=True):
+            where = f"{name_of(workload)} {container['name']}"
+            own = container.get("securityContext", {})
+            assert own.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, where
+            assert own.get("runAsUser", pod.get("runAsUser", 1)) != 0, where
+            assert own.get("readOnlyRootFilesystem") is True, where
+            assert own.get("allowPrivilegeEscalation") is False, where
+            assert own.get("capabilities", {}).get("drop") == ["ALL"], where
+
+
+# ------------------------------------------------------------------ the bread services
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_runs_its_module_with_probes_where_it_serves(
+    manifests: Manifests, service: str
+) -> None:
+    spec = spec_of(service)
+    deployment = manifests.get("Deployment", service)
+    (container,) = containers(deployment)
+    assert container["command"] == ["python", "-m", f"{service}_svc"]
+    env = manifests.container_env(deployment, container)
+    port = int(env.get("GRPC_PORT", spec.default_port))
+    assert port == spec.default_port, "the documented port"
+
+    # The kubelet asks readiness by the service's own name, liveness by "" (overall).
+    assert container["readinessProbe"]["grpc"] == {"port": port, "service": spec.readiness_name}
+    assert container["livenessProbe"]["grpc"] == {"port": port, "service": ""}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": port}
+
+    # The Service forwards to that port.
+    (service_port,) = manifests.get("Service", service)["spec"]["ports"]
+    assert service_port["targetPort"] in ("grpc", port)
+
+    # Docker-link variables would add to (or clash with) the settings.
+    assert pod_spec(deployment)["enableServiceLinks"] is False
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_gateway_reaches_each_service_where_it_serves(manifests: Manifests, service: str) -> None:
+    spec = spec_of(service)
+    config = envoy_config(manifests)
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == service]
+    ((endpoint,),) = [e["lb_endpoints"] for e in cluster["load_assignment"]["endpoints"]]
+    address = endpoint["endpoint"]["address"]["socket_address"]
+    target = manifests.get("Service", address["address"])
+    # Headless, so that Envoy sees (health-checks, ejects) every pod.
+    assert target["spec"]["clusterIP"] == "None"
+    assert matches(target["spec"]["selector"], _pod_labels(manifests, service))
+    (service_port,) = target["spec"]["ports"]
+    assert service_port["port"] == address["port_value"] == spec.default_port
+    (check,) = cluster["health_checks"]
+    assert check["grpc_health_check"]["service_name"] == spec.readiness_name
+
+
+def test_order_calls_pay_through_the_gateway_mesh_listener(manifests: Manifests) -> None:
+    deployment = manifests.get("Deployment", "order")
+    (container,) = containers(deployment)
+    host, port = manifests.container_env(deployment, container)["PAY_TARGET"].rsplit(":", 1)
+    mesh = manifests.get("Service", host)
+    (service_port,) = mesh["spec"]["ports"]
+    assert service_port["port"] == int(port)
+    assert matches(mesh["spec"]["selector"], _pod_labels(manifests, "gateway"))
+    (envoy,) = containers(manifests.get("Deployment", "gateway"))
+    mesh_port = {p["name"]: p["containerPort"] for p in envoy["ports"]}[service_port["targetPort"]]
+    config = envoy_config(manifests)
+    (listener,) = [x for x in config["static_resources"]["listeners"] if x["name"] == "mesh"]
+    assert listener["address"]["socket_address"]["port_value"] == mesh_port
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests, service: str) -> None:
+    deployment = manifests.get("Deployment", service)
+    (container,) = containers(deployment)
+    env = manifests.container_env(deployment, container)
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    needed = pre_stop + float(env["DRAIN_SECONDS"]) + float(env["STOP_GRACE_SECONDS"])
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > needed
+    # The gateway's health checks must notice NOT_SERVING within the drain.
+    config = envoy_config(manifests)
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == service]
+    (check,) = cluster["health_checks"]
+    noticed = _seconds(check["interval"]) * check["unhealthy_threshold"]
+    assert noticed < float(env["DRAIN_SECONDS"])
+
+
+def test_rollouts_never_lower_capacity(manifests: Manifests) -> None:
+    """Rolling updates surge first; only single-writer SQLite pods are replaced instead."""
+    autoscaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in manifests.all("HorizontalPodAutoscaler")
+    }
+    for deployment in manifests.all("Deployment"):
+        name = deployment["metadata"]["name"]
+        strategy = deployment["spec"]["strategy"]
+        claims = [
+            v for v in pod_spec(deployment).get("volumes", []) if "persistentVolumeClaim" in v
+        ]
+        if claims:
+            # A ReadWriteOnce volume and one SQLite writer: exactly one pod, ever.
+            assert strategy == {"type": "Recreate"}, name
+            assert deployment["spec"]["replicas"] == 1, name
+            assert name not in autoscaled
+        else:
+            assert strategy["type"] == "RollingUpdate", name
+            assert strategy["rollingUpdate"]["maxUnavailable"] in (0, "0%"), name
+
+
+def test_autoscalers_target_deployments_they_own(manifests: Manifests) -> None:
+    for hpa in manifests.all("HorizontalPodAutoscaler"):
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+        target = manifests.get("Deployment", ref["name"])
+        # A replicas field would be re-applied on every deploy, fighting the autoscaler.
+        assert "replicas" not in target["spec"], ref["name"]
+        # Utilization is relative to the CPU request.
+        for container in containers(target):
+            assert "cpu" in container["resources"]["requests"]
+
+
+def test_services_and_disruption_budgets_select_pods(manifests: Manifests) -> None:
+    selectors = [(s, s["spec"]["selector"]) for s in manifests.all("Service")]
+    selectors += [
+        (p, p["spec"]["selector"]["matchLabels"]) for p in manifests.all("PodDisruptionBudget")
+    ]
+    for obj, selector in selectors:
+        assert any(matches(selector, labels) for _, labels in manifests.pod_labels()), name_of(obj)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_everything_a_workload_reads_is_defined(manifests: Manifests) -> None:
+    """ConfigMap and Secret keys, whole ConfigMaps/Secrets, volumes and claims."""
+    claims = {c["metadata"]["name"] for c in manifests.all("PersistentVolumeClaim")}
+    for workload in manifests.workloads():
+        spec = pod_spec(workload)
+        for container in containers(workload, init=True):
+            for source in container.get("envFrom", []):
+                ((kind, ref),) = source.items()
+                manifests.get("ConfigMap" if kind == "configMapRef" else "Secret", ref["name"])
+            for var in container.get("env", []):
+                ref = var.get("valueFrom", {})
+                if "configMapKeyRef" in ref:
+                    key = ref["configMapKeyRef"]
+                    assert key["key"] in manifests.configmap_data(key["name"]), var
+                if "secretKeyRef" in ref:
+                    key = ref["secretKeyRef"]
+                    assert key["key"] in manifests.secret_data(key["name"]), var
+            # The whole environment resolves, $(VAR) references included.
+            env = manifests.container_env(workload, container)
+            unresolved = {k: v for k, v in env.items() if re.search(r"\$\(", v)}
+            assert not unresolved, f"{name_of(workload)}: {unresolved}"
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        templates = {
+            t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])
+        }
+        for container in containers(workload, init=True):
+            for mount in container.get("volumeMounts", []):
+                assert mount["name"] in volumes or mount["name"] in templates, mount
+        for volume in volumes.values():
+            if "configMap" in volume:
+                data = manifests.configmap_data(volume["configMap"]["name"])
+                for item in volume["configMap"].get("items", []):
+                    assert item["key"] in data
+            if "secret" in volume:
+                data = manifests.secret_data(volume["secret"]["secretName"])
+                for item in volume["secret"].get("items", []):
+                    assert item["key"] in data
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims
+
+
+def test_secret_values_are_set(manifests: Manifests) -> None:
+    for secret in manifests.all("Secret"):
+        for key, value in manifests.secret_data(secret["metadata"]["name"]).items():
+            assert value.strip(), f"{name_of(secret)}: {key} is empty"
+
+
+_CREDENTIAL_KEY = re.compile(r"PASS|SECRET|TOKEN|COOKIE|CREDENTIAL|PRIVATE", re.IGNORECASE)
+# scheme://user:password@host: a URL with a password in it.
+_URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@", re.IGNORECASE)
+
+
+def test_no_credentials_in_configmaps_or_manifests(manifests: Manifests) -> None:
+    """Credentials live in Secrets; a ConfigMap or a literal env value never holds one."""
+    for configmap in manifests.all("ConfigMap"):
+        for key, value in configmap.get("data", {}).items():
+            assert not _CREDENTIAL_KEY.search(key), f"{name_of(configmap)}: {key}"
+            assert not _URL_WITH_PASSWORD.search(value), f"{name_of(configmap)}: {key}"
+    for workload in manifests.workloads():
+        for container in containers(workload, init=True):
+            for var in container.get("env", []):
+                if "value" not in var:
+                    continue
+                assert not _CREDENTIAL_KEY.search(var["name"]), f"{name_of(workload)}: {var}"
+                for password in _URL_WITH_PASSWORD.findall(var["value"]):
+                    # Only a reference to a variable that comes from a Secret.
+                    assert re.fullmatch(r"\$\([A-Z_]+\)", password), f"{name_of(workload)}: {var}"
+
+
+# ------------------------------------------------------------------ network policies
+
+# (from, to, port name on the target): what must be allowed. Everything else between these
+# pods must be refused.
+ALLOWED = {
+    *(("gateway", service, "grpc") for service in SERVICES),
+    ("order", "gateway", "mesh"),
+    *((service, "rabbitmq", "amqp") for service in SERVICES),
+    ("order", "postgres", "postgres"),
+    ("pay", "mariadb", "mysql"),
+    ("rabbitmq", "rabbitmq", "cluster"),
+    ("rabbitmq", "rabbitmq", "epmd"),
+}
+# (to, port name): open to anyone, in the cluster or not.
+OPEN = {("gateway", "edge")}
+
+
+def test_network_policies_allow_exactly_the_intended_paths(manifests: Manifests) -> None:
+    pods = {w["metadata"]["name"]: w for w in manifests.workloads()}
+    policies = manifests.all("NetworkPolicy")
+    for source in pods:
+        for target, workload in pods.items():
+            for container in containers(workload):
+                for port in container.get("ports", []):
+                    allowed = _allowed(policies, pods[source], workload, port)
+                    expected = (source, target, port["name"]) in ALLOWED or (
+                        (target, port["name"]) in OPEN
+                    )
+                    assert allowed == expected, f"{source} -> {target}:{port['name']}"
+
+
+def test_gateway_edge_is_open_to_clients(manifests: Manifests) -> None:
+    gateway = manifests.get("Deployment", "gateway")
+    (envoy,) = containers(gateway)
+    edge = next(p for p in envoy["ports"] if p["name"] == "edge")
+    outsider: Obj = {"spec": {"template": {"metadata": {"labels": {"app": "client"}}}}}
+    assert _allowed(manifests.all("NetworkPolicy"), outsider, gateway, edge)
+    mesh = next(p for p in envoy["ports"] if p["name"] == "mesh")
+    assert not _allowed(manifests.all("NetworkPolicy"), outsider, gateway, mesh)
+
+
+def _allowed(policies: list[Obj], source: Obj, target: Obj, port: dict[str, Any]) -> bool:
+    """Kubernetes NetworkPolicy ingress semantics, for pods of one namespace."""
+    source_labels = source["spec"]["template"]["metadata"]["labels"]
+    target_labels = target["spec"]["template"]["metadata"]["labels"]
+    selecting = [
+        p
+        for p in policies
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+        and matches(p["spec"]["podSelector"].get("matchLabels", {}), target_labels)
+    ]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            peers = rule.get("from")
+            if peers is not None and not any(
+                "podSelector" in peer
+                and matches(peer["podSelector"].get("matchLabels", {}), source_labels)
+                for peer in peers
+            ):
+                continue
+            rule_ports = rule.get("ports")
+            if rule_ports is None or any(_port_matches(p, port) for p in rule_ports):
+                return True
+    return False
+
+
+def _port_matches(rule_port: dict[str, Any], port: dict[str, Any]) -> bool:
+    wanted = rule_port.get("port")
+    if isinstance(wanted, str):
+        return bool(wanted == port["name"])
+    end = rule_port.get("endPort", wanted)
+    return bool(wanted <= port["containerPort"] <= end)
+
+
+def _pod_labels(manifests: Manifests, workload: str) -> dict[str, str]:
+    for obj, labels in manifests.pod_labels():
+        if obj["metadata"]["name"] == workload:
+            return labels
+    raise AssertionError(workload)
+
+
+def _seconds(duration: str) -> float:
+    assert duration.endswith("s")
+    return float(duration[:-1])

@@ -15,12 +15,15 @@ import sys
 import aio_pika
 
 from ops.databases import ensure_database
-from ops.envoy_config import EnvoyTopology, render
+from ops.envoy_config import DEFAULT_PORTS, EnvoyTopology, render
 from ops.profiles import SERVICES, database_urls
 from servicekit.settings import DEFAULT_AMQP_URL
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+# Ports per service in Envoy's cluster: the replicas plus a free one that a
+# rollout starts the next version in (see ops/rollout.py).
+SLOTS = 3
 
 BROKER_HELP = """RabbitMQ does not answer at {url} ({error}).
 Start it, then run `make run` again:
@@ -48,6 +51,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 PROGRAM = """
 [program:{name}]
 priority={priority}
+autostart={autostart}
 command={command}
 directory={root}
 environment={environment}
@@ -75,36 +79,48 @@ def check_broker(url: str) -> str | None:
     return None
 
 
-def supervisord_config(profile: str, envoy_yaml: pathlib.Path) -> str:
+def slot_ports(service: str) -> list[int]:
+    """The ports a service's replicas may use: 8081, 18081, 28081 for order."""
+    base = DEFAULT_PORTS[service]
+    return [base + 10000 * slot for slot in range(SLOTS)]
+
+
+def program(
+    name: str, command: str, env: dict[str, object], priority: int = 20, autostart: bool = True
+) -> str:
+    """One supervisord program: restarted whenever it exits, stopped with SIGTERM."""
+    return PROGRAM.format(
+        name=name,
+        priority=priority,
+        autostart=str(autostart).lower(),
+        command=command,
+        root=ROOT,
+        environment=",".join(f'{key}="{value}"' for key, value in env.items()),
+    )
+
+
+def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) -> str:
     python = sys.executable
     config = SUPERVISORD.format(var=VAR)
+    programs = []
     for name, url in database_urls(profile, str(VAR)).items():
-        env = {"DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
-        config += PROGRAM.format(
-            name=name,
-            priority=20,
-            command=f"{python} -m {name}_svc",
-            root=ROOT,
-            environment=",".join(f'{k}="{v}"' for k, v in env.items()),
-        )
-    envoy = pathlib.Path(python).parent / "envoy"
+        for slot, port in enumerate(slot_ports(name), start=1):
+            programs.append(f"{name}-{slot}")
+            env = {"DATABASE_URL": url, "GRPC_PORT": port, "PYTHONUNBUFFERED": 1}
+            config += program(programs[-1], f"{python} -m {name}_svc", env, 20, slot <= replicas)
     # One group stops the services together (each drains in parallel);
     # Envoy starts first and stops last, routing while they drain.
-    config += f"\n[group:bread]\nprograms={','.join(SERVICES)}\npriority=20\n"
-    config += PROGRAM.format(
-        name="envoy",
-        priority=10,
-        # One worker beat two on a 2-core machine (DESIGN.md, measured).
-        command=f"{envoy} -c {envoy_yaml} --concurrency 1 --log-level warn",
-        root=ROOT,
-        environment='ENVOY="1"',
-    )
-    return config
+    config += f"\n[group:bread]\nprograms={','.join(programs)}\npriority=20\n"
+    envoy = pathlib.Path(python).parent / "envoy"
+    # One worker beat two on a 2-core machine (DESIGN.md, measured).
+    command = f"{envoy} -c {envoy_yaml} --concurrency 1 --disable-hot-restart --log-level warn"
+    return config + program("envoy", command, {"ENVOY": 1}, priority=10)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="default", choices=["default", "polyglot"])
+    parser.add_argument("--replicas", type=int, default=1, choices=range(1, SLOTS))
     args = parser.parse_args()
 
     amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
@@ -115,9 +131,10 @@ def main() -> int:
     for url in database_urls(args.profile, str(VAR)).values():
         ensure_database(url)
     envoy_yaml = VAR / "envoy.yaml"
-    envoy_yaml.write_text(render(EnvoyTopology()))
+    upstreams = {name: [("127.0.0.1", port) for port in slot_ports(name)] for name in SERVICES}
+    envoy_yaml.write_text(render(EnvoyTopology(upstreams=upstreams)))
     conf = VAR / "supervisord.conf"
-    conf.write_text(supervisord_config(args.profile, envoy_yaml))
+    conf.write_text(supervisord_config(args.profile, envoy_yaml, args.replicas))
     print(
         f"bread ({args.profile}): services {', '.join(SERVICES)}; gateway http://localhost:8088"
         f" (gRPC and HTTP/JSON); Ctrl-C stops everything. Logs: {VAR}",

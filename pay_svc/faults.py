@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 
 import grpc
 
@@ -35,6 +36,8 @@ class FaultInjector(faults_pb2_grpc.FaultInjectionServicer):
     async def before_pay(self) -> None:
         """Apply the current faults to one Pay call."""
         faults = self.faults
+        if faults.stall_loop_ms:
+            time.sleep(faults.stall_loop_ms / 1000)  # noqa: ASYNC251 - the point: stall the loop
         if faults.hang:
             await asyncio.Event().wait()  # cancelled when the caller gives up
         if faults.delay_max_ms:

@@ -8,6 +8,7 @@ with it), and SQLite sees a single writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,20 @@ class Database:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._reconnecting, fn, *args
+        )
+
+    def _reconnecting(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            # The server went away (restart, failover): drop the dead connection
+            # so that the next call opens a new one instead of failing forever.
+            if not self.peewee.in_transaction():
+                with contextlib.suppress(Exception):
+                    self.peewee.close()
+            raise
 
     async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) on the database thread inside one transaction."""

@@ -40,9 +40,6 @@ T = TypeVar("T")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-# A dependency may be down this long before readiness drops: a broker blip
-# should not take every replica out of rotation (the outbox holds events).
-DEPENDENCY_GRACE_SECONDS = 10.0
 WATCH_INTERVAL_SECONDS = 1.0
 CONNECT_RETRY_SECONDS = 1.0
 
@@ -149,7 +146,7 @@ class Service:
         while True:
             if await self._dependencies_healthy(db):
                 last_healthy = time.monotonic()
-            ready = time.monotonic() - last_healthy < DEPENDENCY_GRACE_SECONDS
+            ready = time.monotonic() - last_healthy < self.settings.dependency_grace_seconds
             await self._set_ready(ready)
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
 

@@ -25,6 +25,10 @@ class Settings:
     drain_seconds: float
     # Then: how long accepted RPCs may take to finish.
     stop_grace_seconds: float
+    # A dependency may be down this long before readiness drops: a broker
+    # blip should not take every replica out of rotation (the outbox holds
+    # the events meanwhile).
+    dependency_grace_seconds: float
     log_level: str
     # "dev" or "prod"; prod refuses development switches such as faults.
     profile: str
@@ -43,6 +47,7 @@ class Settings:
             queue_prefix=environ.get("QUEUE_PREFIX", "bread"),
             drain_seconds=float(environ.get("DRAIN_SECONDS", "3")),
             stop_grace_seconds=float(environ.get("STOP_GRACE_SECONDS", "10")),
+            dependency_grace_seconds=float(environ.get("DEPENDENCY_GRACE_SECONDS", "10")),
             log_level=environ.get("LOG_LEVEL", "INFO"),
             profile=environ.get("PROFILE", "dev"),
         )

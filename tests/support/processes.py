@@ -27,9 +27,7 @@ def health_status(port: int, service: str, timeout: float = 1.0) -> int:
 class ServiceProcess:
     """`python -m <name>_svc` with its own environment and log file."""
 
-    def __init__(
-        self, name: str, port: int, env: dict[str, str], log_dir: pathlib.Path
-    ) -> None:
+    def __init__(self, name: str, port: int, env: dict[str, str], log_dir: pathlib.Path) -> None:
         self.name = name
         self.port = port
         self.env = {**os.environ, **env, "GRPC_PORT": str(port), "PYTHONUNBUFFERED": "1"}

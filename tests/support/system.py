@@ -42,8 +42,14 @@ class BreadSystem:
     tmp: pathlib.Path
     profile: str = "default"
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Replicas per service (1 when not given); a service given here also gets
+    # one free slot in Envoy's cluster for a rollout to start a new replica in.
+    replicas: dict[str, int] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Every running replica by service and port; services[name] is the first.
+    replica_processes: dict[str, dict[int, ServiceProcess]] = field(default_factory=dict)
+    slots: dict[str, list[int]] = field(default_factory=dict)
     envoy: EnvoyProcess | None = None
 
     @property
@@ -83,7 +89,12 @@ class BreadSystem:
     def start(self) -> BreadSystem:
         for url in self.urls.values():
             ensure_database(url)
-        ports = {name: free_port() for name in SERVICES}
+        self.slots = {
+            name: [
+                free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
+            ]
+            for name in SERVICES
+        }
         self.envoy = start_envoy(
             EnvoyTopology(
                 # 0: Envoy picks free ports and the harness reads them back.
@@ -91,14 +102,20 @@ class BreadSystem:
                 mesh_port=0,
                 admin_port=0,
                 listen_address="127.0.0.1",
-                upstreams={name: [("127.0.0.1", port)] for name, port in ports.items()},
+                upstreams={
+                    name: [("127.0.0.1", port) for port in ports]
+                    for name, ports in self.slots.items()
+                },
             ),
             self.tmp,
         )
-        for name, port in ports.items():
-            self.services[name] = ServiceProcess(name, port, self.env(name), self.tmp).start()
-        for service in self.services.values():
-            service.wait_ready()
+        for name, ports in self.slots.items():
+            running = ports[: self.replicas.get(name, 1)]
+            self.replica_processes[name] = {port: self.spawn(name, port) for port in running}
+            self.services[name] = self.replica_processes[name][running[0]]
+        for replicas in self.replica_processes.values():
+            for process in replicas.values():
+                process.wait_ready()
         self.wait_gateway_ready()
         return self
 
@@ -113,17 +130,21 @@ class BreadSystem:
                     what=f"gateway {path}",
                 )
 
+    def spawn(self, name: str, port: int) -> ServiceProcess:
+        return ServiceProcess(name, port, self.env(name), self.tmp).start()
+
     def restart(self, name: str) -> ServiceProcess:
-        old = self.services[name]
-        self.services[name] = ServiceProcess(name, old.port, old.env, self.tmp).start()
+        port = self.services[name].port
+        self.services[name] = self.replica_processes[name][port] = self.spawn(name, port)
         return self.services[name].wait_ready()
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.gateway)
 
     def stop(self) -> None:
-        for service in self.services.values():
-            service.kill()
+        for replicas in self.replica_processes.values():
+            for process in replicas.values():
+                process.kill()
         if self.envoy is not None:
             self.envoy.stop()
         asyncio.run(self._delete_broker_objects())
@@ -142,6 +163,27 @@ class BreadSystem:
             await channel.queue_delete(topology.log_stream)
             await channel.exchange_delete(topology.exchange)
             await channel.exchange_delete(topology.dead_letter_exchange)
+
+
+class ProcessSlots:
+    """ops.rollout.Slots over a test system's processes."""
+
+    def __init__(self, system: BreadSystem, name: str) -> None:
+        self.system = system
+        self.name = name
+        self.replicas = system.replica_processes[name]
+
+    def running(self) -> list[int]:
+        return [port for port, p in self.replicas.items() if p.process and p.process.poll() is None]
+
+    def free(self) -> list[int]:
+        return [port for port in self.system.slots[self.name] if port not in self.running()]
+
+    def start(self, port: int) -> None:
+        self.replicas[port] = self.system.spawn(self.name, port)
+
+    def stop(self, port: int) -> None:
+        self.replicas[port].terminate()
 
 
 @contextmanager

@@ -31,7 +31,10 @@ def test_place_order_prices_from_menu_and_pays(http: httpx.Client) -> None:
 
     payment = http.get(f"/payments/{order['paymentId']}").json()
     assert (payment["orderId"], payment["amount"], payment["status"]) == (
-        order["id"], "15000", "PAYMENT_STATUS_APPROVED")
+        order["id"],
+        "15000",
+        "PAYMENT_STATUS_APPROVED",
+    )
     payments = http.get("/payments", params={"orderId": order["id"]}).json()["payments"]
     assert [p["id"] for p in payments] == [order["paymentId"]]
 
@@ -119,7 +122,10 @@ def grpcurl(system: BreadSystem, *verb: str, data: str | None = None) -> str:
     flags = ["-d", data] if data else []
     result = subprocess.run(
         [GRPCURL, "-plaintext", *flags, system.gateway, *verb],
-        capture_output=True, text=True, timeout=20, check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -127,12 +133,17 @@ def grpcurl(system: BreadSystem, *verb: str, data: str | None = None) -> str:
 
 def test_grpcurl_lists_describes_and_calls(system: BreadSystem) -> None:
     services = grpcurl(system, "list").split()
-    for name in ("bread.order.v1.OrderService", "bread.pay.v1.PaymentService",
-                 "bread.bakery.v1.BakeryService", "bread.customer.v1.MypageService"):
+    for name in (
+        "bread.order.v1.OrderService",
+        "bread.pay.v1.PaymentService",
+        "bread.bakery.v1.BakeryService",
+        "bread.customer.v1.MypageService",
+    ):
         assert name in services
     assert "PlaceOrder" in grpcurl(system, "describe", "bread.order.v1.OrderService")
     placed = grpcurl(
-        system, "bread.order.v1.OrderService/PlaceOrder",
+        system,
+        "bread.order.v1.OrderService/PlaceOrder",
         data='{"item":"cake","qty":1,"customerId":"curl"}',
     )
     assert json.loads(placed)["status"] == "ORDER_STATUS_PAID"

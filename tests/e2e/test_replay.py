@@ -13,8 +13,10 @@ from tests.support.polling import wait_for
 from tests.support.processes import ROOT
 from tests.support.system import BreadSystem
 
-COLUMNS = ("order_id, customer_id, item, qty, price, order_status, payment_id, payment_status,"
-           " bakery_status, reason")
+COLUMNS = (
+    "order_id, customer_id, item, qty, price, order_status, payment_id, payment_status,"
+    " bakery_status, reason"
+)
 
 
 def mypages(url: str) -> list[tuple]:
@@ -34,8 +36,10 @@ def test_rebuild_from_the_log_equals_the_live_read_model(
     http.post(f"/orders/{placed[1]}:cancel", json={})
     live_url = system.urls["customer"]
     wait_for(
-        lambda: {r[0]: r[5] for r in mypages(live_url)}.get(placed[0]) == "CONFIRMED"
-        and {r[0]: r[6 + 1] for r in mypages(live_url)}.get(placed[1]) == "CANCELED",
+        lambda: (
+            {r[0]: r[5] for r in mypages(live_url)}.get(placed[0]) == "CONFIRMED"
+            and {r[0]: r[6 + 1] for r in mypages(live_url)}.get(placed[1]) == "CANCELED"
+        ),
         what="live Mypage settled",
     )
 
@@ -43,7 +47,12 @@ def test_rebuild_from_the_log_equals_the_live_read_model(
     env = {**os.environ, **system.env("customer"), "DATABASE_URL": rebuilt_url}
     result = subprocess.run(
         [sys.executable, "-m", "customer_svc.rebuild", "--reset"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert "applied" in result.stdout
     assert mypages(rebuilt_url) == mypages(live_url)

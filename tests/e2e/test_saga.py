@@ -13,13 +13,14 @@ from tests.support.system import BreadSystem, running_system
 
 
 @pytest.fixture(scope="module", params=["default", "polyglot"])
-def bread(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    httpx.Client
-]:
+def bread(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp(request.param)
-    with running_system(tmp, profile=request.param) as system, httpx.Client(
-        base_url=system.http, timeout=5
-    ) as client:
+    with (
+        running_system(tmp, profile=request.param) as system,
+        httpx.Client(base_url=system.http, timeout=5) as client,
+    ):
         yield client
 
 
@@ -50,10 +51,15 @@ def test_happy_path_to_delivered(bread: httpx.Client) -> None:
     order = place(bread, "baguette", 3)
     oid = order["id"]
     ticket_opened(bread, oid)
-    page = eventually(bread, f"/mypages/{oid}", orderStatus="PAID", paymentStatus="APPROVED",
-                      bakeryStatus="OPEN")
+    page = eventually(
+        bread, f"/mypages/{oid}", orderStatus="PAID", paymentStatus="APPROVED", bakeryStatus="OPEN"
+    )
     assert (page["item"], page["qty"], page["price"], page["paymentId"]) == (
-        "baguette", 3, "13500", order["paymentId"])
+        "baguette",
+        3,
+        "13500",
+        order["paymentId"],
+    )
 
     assert bread.post(f"/bakeries/{oid}:accept", json={}).status_code == 200
     eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_CONFIRMED")
@@ -61,8 +67,13 @@ def test_happy_path_to_delivered(bread: httpx.Client) -> None:
 
     assert bread.post(f"/bakeries/{oid}:deliver", json={}).status_code == 200
     eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_DELIVERED")
-    eventually(bread, f"/mypages/{oid}", orderStatus="DELIVERED", bakeryStatus="DELIVERED",
-               paymentStatus="APPROVED")
+    eventually(
+        bread,
+        f"/mypages/{oid}",
+        orderStatus="DELIVERED",
+        bakeryStatus="DELIVERED",
+        paymentStatus="APPROVED",
+    )
 
     refused = bread.post(f"/orders/{oid}:cancel", json={})
     assert refused.status_code == 400 and refused.json()["code"] == 9  # FAILED_PRECONDITION
@@ -76,8 +87,13 @@ def test_rejection_refunds(bread: httpx.Client) -> None:
     assert rejected.json()["status"] == "TICKET_STATUS_REJECTED"
     eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_REJECTED", reason="out of flour")
     eventually(bread, f"/payments/{order['paymentId']}", status="PAYMENT_STATUS_CANCELED")
-    eventually(bread, f"/mypages/{oid}", orderStatus="REJECTED", paymentStatus="CANCELED",
-               bakeryStatus="REJECTED")
+    eventually(
+        bread,
+        f"/mypages/{oid}",
+        orderStatus="REJECTED",
+        paymentStatus="CANCELED",
+        bakeryStatus="REJECTED",
+    )
 
 
 def test_customer_cancel_refunds_and_closes_ticket(bread: httpx.Client) -> None:
@@ -90,8 +106,13 @@ def test_customer_cancel_refunds_and_closes_ticket(bread: httpx.Client) -> None:
     assert canceled.json()["status"] == "ORDER_STATUS_CANCELED"
     eventually(bread, f"/payments/{order['paymentId']}", status="PAYMENT_STATUS_CANCELED")
     eventually(bread, f"/bakeries/{oid}", status="TICKET_STATUS_CLOSED")
-    eventually(bread, f"/mypages/{oid}", orderStatus="CANCELED", paymentStatus="CANCELED",
-               bakeryStatus="CLOSED")
+    eventually(
+        bread,
+        f"/mypages/{oid}",
+        orderStatus="CANCELED",
+        paymentStatus="CANCELED",
+        bakeryStatus="CLOSED",
+    )
     late = bread.post(f"/bakeries/{oid}:deliver", json={})
     assert late.status_code == 400 and late.json()["code"] == 9
 

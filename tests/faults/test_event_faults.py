@@ -65,7 +65,8 @@ def finish_orders(system: BreadSystem) -> dict[str, str]:
     paid = [r[0] for r in rows(system, "order", "SELECT id FROM orders WHERE status = 2")]
     wait_for(
         lambda: len(rows(system, "bakery", "SELECT order_id FROM tickets")) >= len(paid),
-        timeout=60, what="a ticket for every paid order",
+        timeout=60,
+        what="a ticket for every paid order",
     )
     expected: dict[str, str] = {}
     lock = threading.Lock()
@@ -101,14 +102,20 @@ def assert_consistent(system: BreadSystem, expected: dict[str, str]) -> None:
     names = {v: k.removeprefix("ORDER_STATUS_") for k, v in order_pb2.OrderStatus.items()}
 
     def orders() -> dict[str, tuple]:
-        return {r[0]: r[1:] for r in rows(
-            system, "order", "SELECT id, customer_id, item, qty, price, status, payment_id "
-            "FROM orders")}
+        return {
+            r[0]: r[1:]
+            for r in rows(
+                system,
+                "order",
+                "SELECT id, customer_id, item, qty, price, status, payment_id FROM orders",
+            )
+        }
 
     def settled() -> bool:
         current = orders()
         return all(names[current[oid][4]] == end for oid, end in expected.items()) and not any(
-            names[o[4]] == "PENDING" for o in current.values())
+            names[o[4]] == "PENDING" for o in current.values()
+        )
 
     wait_for(settled, timeout=60, what="orders at their final state")
     final = orders()
@@ -130,9 +137,15 @@ def assert_consistent(system: BreadSystem, expected: dict[str, str]) -> None:
     wait_for(refunds_done, timeout=60, what="a refund or void for every unfinished order")
 
     def mypages_match() -> bool:
-        pages = {r[0]: r[1:] for r in rows(
-            system, "customer", "SELECT order_id, customer_id, item, qty, price, order_status, "
-            "payment_id FROM mypages")}
+        pages = {
+            r[0]: r[1:]
+            for r in rows(
+                system,
+                "customer",
+                "SELECT order_id, customer_id, item, qty, price, order_status, "
+                "payment_id FROM mypages",
+            )
+        }
         for oid, (customer, item, qty, price, status, payment_id) in final.items():
             page = pages.get(oid)
             if page is None or page[:4] != (customer, item, qty, price):
@@ -153,13 +166,18 @@ def test_kill_consumers_and_relay_owner_mid_burst(system: BreadSystem) -> None:
     def restart(*names: str) -> Callable[[], None]:
         return lambda: [system.restart(n) for n in names]  # type: ignore[func-returns-value]
 
-    asyncio.run(place_burst(system, {
-        0.2: kill("bakery", "customer"),
-        0.4: kill("order"),
-        0.5: restart("order"),
-        0.7: kill("pay"),
-        0.75: restart("pay"),
-    }))
+    asyncio.run(
+        place_burst(
+            system,
+            {
+                0.2: kill("bakery", "customer"),
+                0.4: kill("order"),
+                0.5: restart("order"),
+                0.7: kill("pay"),
+                0.75: restart("pay"),
+            },
+        )
+    )
     restart("bakery", "customer")()
     expected = finish_orders(system)
     system.services["pay"].kill()
@@ -171,12 +189,19 @@ def close_broker_connections(system: BreadSystem) -> int:
     """Close this run's AMQP connections from the broker side, as a broker restart would."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     pids = [line.split("\t")[0] for line in listing.splitlines() if system.queue_prefix in line]
     for pid in pids:
-        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: broker restart"],
-                       check=True, timeout=30, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "test: broker restart"],
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
     return len(pids)
 
 
@@ -199,8 +224,12 @@ def test_poison_message_is_dead_lettered_and_consumer_goes_on(system: BreadSyste
             channel = await connection.channel()
             exchange = await channel.get_exchange(topology.exchange)
             await exchange.publish(
-                aio_pika.Message(b"\xff not protobuf", message_id="poison-1",
-                                 type="bread.events.v1.OrderPlaced", correlation_id="poison"),
+                aio_pika.Message(
+                    b"\xff not protobuf",
+                    message_id="poison-1",
+                    type="bread.events.v1.OrderPlaced",
+                    correlation_id="poison",
+                ),
                 routing_key="bread.events.v1.OrderPlaced",
             )
             dlq = await channel.get_queue(topology.dead_letter_queue(bakery_queue))
@@ -220,4 +249,6 @@ def test_poison_message_is_dead_lettered_and_consumer_goes_on(system: BreadSyste
     # The consumer carried on: a real order still reaches the bakery.
     with httpx.Client(base_url=system.http, timeout=5) as http:
         oid = http.post("/orders", json={"item": "cake", "qty": 1, "customerId": "p"}).json()["id"]
-        wait_for(lambda: http.get(f"/bakeries/{oid}").status_code == 200, what="ticket after poison")
+        wait_for(
+            lambda: http.get(f"/bakeries/{oid}").status_code == 200, what="ticket after poison"
+        )

@@ -30,8 +30,12 @@ def apply(events: list) -> Mypage:
 
 
 SAGA = [
-    (0, ev.OrderPlaced(order_id="o1", customer_id="c1", item="cake", qty=2, price=50000,
-                       payment_id="p1")),
+    (
+        0,
+        ev.OrderPlaced(
+            order_id="o1", customer_id="c1", item="cake", qty=2, price=50000, payment_id="p1"
+        ),
+    ),
     (1, ev.PaymentApproved(order_id="o1", payment_id="p1", customer_id="c1", amount=50000)),
     (2, ev.BakeryAccepted(order_id="o1")),
     (3, ev.OrderDelivered(order_id="o1")),
@@ -43,19 +47,32 @@ def test_any_arrival_order_ends_delivered(order: tuple[int, ...]) -> None:
     Mypage.delete().execute()
     row = apply([SAGA[i] for i in order])
     assert (row.order_status, row.payment_status, row.bakery_status) == (
-        "DELIVERED", "APPROVED", "DELIVERED")
+        "DELIVERED",
+        "APPROVED",
+        "DELIVERED",
+    )
     assert (row.customer_id, row.item, row.qty, row.price, row.payment_id) == (
-        "c1", "cake", 2, 50000, "p1")
+        "c1",
+        "cake",
+        2,
+        50000,
+        "p1",
+    )
     assert row.created == T0 and row.updated == T0 + timedelta(seconds=3)
 
 
 def test_late_placement_does_not_undo_a_cancel() -> None:
-    row = apply([
-        (2, ev.OrderCanceled(order_id="o1", reason="changed my mind")),
-        (3, ev.PaymentCanceled(order_id="o1", payment_id="p1", amount=50000)),
-        (0, SAGA[0][1]),
-        (1, SAGA[1][1]),
-    ])
+    row = apply(
+        [
+            (2, ev.OrderCanceled(order_id="o1", reason="changed my mind")),
+            (3, ev.PaymentCanceled(order_id="o1", payment_id="p1", amount=50000)),
+            (0, SAGA[0][1]),
+            (1, SAGA[1][1]),
+        ]
+    )
     assert (row.order_status, row.payment_status, row.bakery_status) == (
-        "CANCELED", "CANCELED", "CLOSED")
+        "CANCELED",
+        "CANCELED",
+        "CLOSED",
+    )
     assert row.reason == "changed my mind"

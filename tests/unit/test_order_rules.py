@@ -11,8 +11,15 @@ def test_price_is_unit_price_times_qty() -> None:
 
 @pytest.mark.parametrize(
     ("item", "qty", "customer"),
-    [("pizza", 1, "c1"), ("cake", 0, "c1"), ("cake", -3, "c1"), ("cake", 101, "c1"),
-     ("cake", 1, ""), ("cake", 1, "   "), ("cake", 1, "x" * 65)],
+    [
+        ("pizza", 1, "c1"),
+        ("cake", 0, "c1"),
+        ("cake", -3, "c1"),
+        ("cake", 101, "c1"),
+        ("cake", 1, ""),
+        ("cake", 1, "   "),
+        ("cake", 1, "x" * 65),
+    ],
 )
 def test_bad_orders_are_invalid_arguments(item: str, qty: int, customer: str) -> None:
     with pytest.raises(InvalidArgument):

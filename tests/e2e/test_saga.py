@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
+from tests.support.system import running_system
 
 
 @pytest.fixture(scope="module", params=["default", "polyglot"])

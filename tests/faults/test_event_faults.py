@@ -4,6 +4,7 @@ middle of a burst, drop every broker connection, feed a poison message."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import threading
@@ -48,10 +49,9 @@ async def place_burst(system: BreadSystem, at_fraction: dict[float, Callable[[],
             nonlocal placed
             for _ in range(count):
                 request = order_pb2.PlaceOrderRequest(item="cake", qty=1, customer_id="burst")
-                try:
+                # Order down or its call cut: the order is FAILED or was never stored.
+                with contextlib.suppress(grpc.aio.AioRpcError):
                     await stub.PlaceOrder(request, timeout=5)
-                except grpc.aio.AioRpcError:
-                    pass  # order down or its call cut: the order is FAILED or never stored
                 placed += 1
                 while pending and placed >= next(iter(pending)) * BURST:
                     fault = pending.pop(next(iter(pending)))
@@ -234,14 +234,10 @@ def test_poison_message_is_dead_lettered_and_consumer_goes_on(system: BreadSyste
             )
             dlq = await channel.get_queue(topology.dead_letter_queue(bakery_queue))
 
-            async def dead_letter() -> aio_pika.abc.AbstractIncomingMessage:
-                while (message := await dlq.get(fail=False)) is None:
-                    await asyncio.sleep(0.1)
+            async with dlq.iterator() as dead_letters:
+                message = await asyncio.wait_for(anext(dead_letters), 30)
+                await message.ack()
                 return message
-
-            message = await asyncio.wait_for(dead_letter(), 30)
-            await message.ack()
-            return message
 
     dead = asyncio.run(publish_poison_and_read_dlq())
     assert dead.message_id == "poison-1"

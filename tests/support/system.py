@@ -147,22 +147,28 @@ class BreadSystem:
                 process.kill()
         if self.envoy is not None:
             self.envoy.stop()
-        asyncio.run(self._delete_broker_objects())
+        delete_broker_objects(self.exchange, self.queue_prefix)
         for url in self.urls.values():
             drop_database(url)
 
-    async def _delete_broker_objects(self) -> None:
-        topology = Topology(self.exchange)
+
+def delete_broker_objects(exchange: str, queue_prefix: str) -> None:
+    """Remove a test run's exchanges, queues, dead-letter queues and event log."""
+
+    async def delete() -> None:
+        topology = Topology(exchange)
         connection = await aio_pika.connect(DEFAULT_AMQP_URL)
         async with connection:
             channel = await connection.channel()
             for name in SERVICES:
-                queue = f"{self.queue_prefix}.{name}"
+                queue = f"{queue_prefix}.{name}"
                 await channel.queue_delete(queue)
                 await channel.queue_delete(topology.dead_letter_queue(queue))
             await channel.queue_delete(topology.log_stream)
             await channel.exchange_delete(topology.exchange)
             await channel.exchange_delete(topology.dead_letter_exchange)
+
+    asyncio.run(delete())
 
 
 class ProcessSlots:

@@ -17,7 +17,7 @@ class BakeryServicer(bakery_pb2_grpc.BakeryServiceServicer):
     async def ListTickets(
         self, request: bakery_pb2.ListTicketsRequest, context: grpc.aio.ServicerContext
     ) -> bakery_pb2.ListTicketsResponse:
-        tickets, next_token = await self.tickets.list(
+        tickets, next_token = await self.tickets.list_page(
             request.status, request.page_size, request.page_token
         )
         return bakery_pb2.ListTicketsResponse(

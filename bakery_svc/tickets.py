@@ -76,7 +76,7 @@ class Tickets:
             raise NotFound(f"no bakery ticket for order {order_id!r}")
         return ticket
 
-    async def list(self, status: int, page_size: int, page_token: str) -> tuple[list, str]:
+    async def list_page(self, status: int, page_size: int, page_token: str) -> tuple[list, str]:
         query = Ticket.select().order_by(Ticket.created, Ticket.order_id)
         if status:
             query = query.where(Ticket.status == status)
@@ -116,7 +116,7 @@ def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:
         order_id=ticket.order_id,
         item=ticket.item,
         qty=ticket.qty,
-        status=ticket.status,
+        status=Status.ValueType(ticket.status),
         reason=ticket.reason,
         create_time=to_timestamp(ticket.created),
         update_time=to_timestamp(ticket.updated),

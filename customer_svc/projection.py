@@ -120,7 +120,9 @@ class Mypages:
             raise NotFound(f"no Mypage for order {order_id!r} (yet)")
         return row
 
-    async def list(self, customer_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+    async def list_page(
+        self, customer_id: str, page_size: int, page_token: str
+    ) -> tuple[list, str]:
         query = Mypage.select().order_by(Mypage.created.desc(), Mypage.order_id)
         if customer_id:
             query = query.where(Mypage.customer_id == customer_id)

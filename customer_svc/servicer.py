@@ -17,7 +17,7 @@ class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
     async def ListMypages(
         self, request: mypage_pb2.ListMypagesRequest, context: grpc.aio.ServicerContext
     ) -> mypage_pb2.ListMypagesResponse:
-        rows, next_token = await self.mypages.list(
+        rows, next_token = await self.mypages.list_page(
             request.customer_id, request.page_size, request.page_token
         )
         return mypage_pb2.ListMypagesResponse(

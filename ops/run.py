@@ -11,6 +11,7 @@ import asyncio
 import os
 import pathlib
 import sys
+from collections.abc import Mapping
 
 import aio_pika
 
@@ -86,7 +87,7 @@ def slot_ports(service: str) -> list[int]:
 
 
 def program(
-    name: str, command: str, env: dict[str, object], priority: int = 20, autostart: bool = True
+    name: str, command: str, env: Mapping[str, object], priority: int = 20, autostart: bool = True
 ) -> str:
     """One supervisord program: restarted whenever it exits, stopped with SIGTERM."""
     return PROGRAM.format(

@@ -118,7 +118,9 @@ class Orders:
             raise NotFound(f"order {order_id!r} not found")
         return order
 
-    async def list(self, customer_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+    async def list_page(
+        self, customer_id: str, page_size: int, page_token: str
+    ) -> tuple[list, str]:
         query = Order.select().order_by(Order.created.desc(), Order.id)
         if customer_id:
             query = query.where(Order.customer_id == customer_id)
@@ -201,7 +203,7 @@ def to_proto(order: Order) -> order_pb2.Order:
         qty=order.qty,
         unit_price=order.unit_price,
         price=order.price,
-        status=order.status,
+        status=order_pb2.OrderStatus.ValueType(order.status),
         payment_id=order.payment_id,
         reason=order.reason,
         create_time=to_timestamp(order.created),

@@ -30,7 +30,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:
-        orders, next_token = await self.orders.list(
+        orders, next_token = await self.orders.list_page(
             request.customer_id, request.page_size, request.page_token
         )
         return order_pb2.ListOrdersResponse(

@@ -97,7 +97,7 @@ class Payments:
             raise NotFound(f"payment {payment_id!r} not found")
         return payment
 
-    async def list(self, order_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+    async def list_page(self, order_id: str, page_size: int, page_token: str) -> tuple[list, str]:
         query = Payment.select().order_by(Payment.created.desc(), Payment.id)
         if order_id:
             query = query.where(Payment.order_id == order_id)
@@ -143,7 +143,7 @@ def to_proto(payment: Payment) -> pay_pb2.Payment:
         order_id=payment.order_id,
         customer_id=payment.customer_id,
         amount=payment.amount,
-        status=payment.status,
+        status=pay_pb2.PaymentStatus.ValueType(payment.status),
         reason=payment.reason,
         create_time=to_timestamp(payment.created),
         update_time=to_timestamp(payment.updated),

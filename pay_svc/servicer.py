@@ -39,7 +39,7 @@ class PaymentServicer(pay_pb2_grpc.PaymentServiceServicer):
     async def ListPayments(
         self, request: pay_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext
     ) -> pay_pb2.ListPaymentsResponse:
-        payments, next_token = await self.payments.list(
+        payments, next_token = await self.payments.list_page(
             request.order_id, request.page_size, request.page_token
         )
         return pay_pb2.ListPaymentsResponse(

@@ -116,7 +116,7 @@ class Consumer:
 
     async def _failed(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         # Quorum queues count redeliveries in x-delivery-count.
-        attempts = int((incoming.headers or {}).get("x-delivery-count") or 0) + 1
+        attempts = int(str((incoming.headers or {}).get("x-delivery-count") or 0)) + 1
         if attempts < MAX_ATTEMPTS:
             log.warning("event %s failed (attempt %d): %r", incoming.message_id, attempts, exc)
             await incoming.nack(requeue=True)

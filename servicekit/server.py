@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,7 +60,7 @@ class Wiring:
     # Event type name → handler; the service consumes when there are any.
     handlers: dict[str, Handler] = field(default_factory=dict)
     # Long-running tasks started once the dependencies are connected.
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 Wire = Callable[[Runtime], Wiring]
@@ -83,7 +83,7 @@ class Service:
     ) -> None:
         self.spec = spec
         self.settings = settings
-        self.models = [*models, OutboxEvent, InboxEvent]
+        self.models: list[type[peewee.Model]] = [*models, OutboxEvent, InboxEvent]
         self.wire = wire
         self.topology = Topology(settings.exchange)
         self.health = health.aio.HealthServicer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import re
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from tests.support.system import BreadSystem, running_system
 
 
 @pytest.fixture
-def system(tmp_path) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+def system(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
     with running_system(tmp_path) as bread:
         yield bread
 
@@ -32,9 +33,10 @@ def test_pay_down_fails_fast_and_recovers(system: BreadSystem) -> None:
             assert response.status_code == 503, response.text
             assert response.json()["code"] == 14  # UNAVAILABLE
             assert elapsed < 1.0
-            failed_id = re.search(r"order (\S+) is FAILED", response.json()["message"])
-            assert failed_id, response.text
-            failed = http.get(f"/orders/{failed_id.group(1)}").json()
+            match = re.search(r"order (\S+) is FAILED", response.json()["message"])
+            assert match, response.text
+            failed_id = match.group(1)
+            failed = http.get(f"/orders/{failed_id}").json()
             assert failed["status"] == "ORDER_STATUS_FAILED"
 
         system.restart("pay")
@@ -43,9 +45,7 @@ def test_pay_down_fails_fast_and_recovers(system: BreadSystem) -> None:
 
         # The failed order's OrderFailed event reached pay: a void, never a charge.
         voided = wait_for(
-            lambda: http.get("/payments", params={"orderId": failed_id.group(1)}).json()[
-                "payments"
-            ],
+            lambda: http.get("/payments", params={"orderId": failed_id}).json()["payments"],
             what="void of the failed order",
         )
         assert [p["status"] for p in voided] == ["PAYMENT_STATUS_VOIDED"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 import sqlite3
 import subprocess
 import threading
@@ -27,7 +28,7 @@ CONCURRENCY = 16
 
 
 @pytest.fixture
-def system(tmp_path) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+def system(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
     with running_system(tmp_path) as bread:
         yield bread
 
@@ -71,7 +72,7 @@ def finish_orders(system: BreadSystem) -> dict[str, str]:
     expected: dict[str, str] = {}
     lock = threading.Lock()
 
-    def drive(chunk: list[str]) -> None:
+    def drive(chunk: list[tuple[int, str]]) -> None:
         with httpx.Client(base_url=system.http, timeout=10) as http:
             for n, oid in chunk:
                 if n % 3 == 0:
@@ -161,10 +162,18 @@ def assert_consistent(system: BreadSystem, expected: dict[str, str]) -> None:
 
 def test_kill_consumers_and_relay_owner_mid_burst(system: BreadSystem) -> None:
     def kill(*names: str) -> Callable[[], None]:
-        return lambda: [system.services[n].kill() for n in names]  # type: ignore[func-returns-value]
+        def act() -> None:
+            for name in names:
+                system.services[name].kill()
+
+        return act
 
     def restart(*names: str) -> Callable[[], None]:
-        return lambda: [system.restart(n) for n in names]  # type: ignore[func-returns-value]
+        def act() -> None:
+            for name in names:
+                system.restart(name)
+
+        return act
 
     asyncio.run(
         place_burst(

@@ -4,6 +4,7 @@ GET /orders/{id} and POST /orders. A control run without draining must fail."""
 
 from __future__ import annotations
 
+import pathlib
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from order_svc.spec import SPEC
 from tests.support.system import BreadSystem, ProcessSlots, running_system
 
 
-def system_with(tmp, drain: str, grace: str) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+def system_with(tmp: pathlib.Path, drain: str, grace: str) -> Iterator[BreadSystem]:
     env = {"order": {"DRAIN_SECONDS": drain, "STOP_GRACE_SECONDS": grace}}
     with running_system(tmp, replicas={"order": 2}, extra_env=env) as system:
         yield system
@@ -56,12 +57,12 @@ def roll_order_under_load(system: BreadSystem, load_seconds: float) -> tuple[Loa
 
 
 @pytest.fixture
-def draining(tmp_path) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+def draining(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
     yield from system_with(tmp_path, drain="3", grace="10")
 
 
 @pytest.fixture
-def not_draining(tmp_path) -> Iterator[BreadSystem]:  # type: ignore[no-untyped-def]
+def not_draining(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
     yield from system_with(tmp_path, drain="0", grace="0")
 
 

@@ -114,7 +114,7 @@ def test_database_lost_for_good_drops_readiness_until_it_is_back(tmp_path: pathl
 
 def test_local_runner_restarts_a_service_that_exits(tmp_path: pathlib.Path) -> None:
     port = free_port()
-    env = {
+    env: dict[str, str | int] = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/bakery.db",
         "GRPC_PORT": port,
         "EVENT_EXCHANGE": f"bread-test-runner-{port}",
@@ -144,7 +144,7 @@ def test_local_runner_restarts_a_service_that_exits(tmp_path: pathlib.Path) -> N
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.wait(60)
-        delete_broker_objects(env["EVENT_EXCHANGE"], env["QUEUE_PREFIX"])
+        delete_broker_objects(f"bread-test-runner-{port}", f"bread-test-runner-{port}")
 
 
 def _pid_listening(port: int) -> int:

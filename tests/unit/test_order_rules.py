@@ -1,3 +1,5 @@
+import pathlib
+
 import pytest
 
 from order_svc import domain
@@ -42,7 +44,7 @@ def test_only_paid_or_confirmed_orders_can_be_canceled() -> None:
             domain.check_cancel(status)
 
 
-def test_menu_from_configuration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_menu_from_configuration(tmp_path: pathlib.Path) -> None:
     assert load_menu({}) == DEFAULT_MENU
     assert load_menu({"MENU": '{"bagel": 2000}'}) == {"bagel": 2000}
     menu_file = tmp_path / "menu.json"

@@ -42,6 +42,12 @@ run: setup ## start everything in the foreground (PROFILE=polyglot: PostgreSQL +
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
 	$(PY) -m ops.rollout $(SERVICE)
 
+events: setup ## print domain events as they flow (FROM_START=1 replays the log first)
+	$(PY) -m ops.watch_events $(if $(FROM_START),--from-start)
+
+rebuild-mypage: setup ## rebuild the Mypage read model from the event log (stop customer first)
+	DATABASE_URL=sqlite:///var/customer.db $(PY) -m customer_svc.rebuild --reset
+
 test: setup ## run the whole test suite (unit, integration, end-to-end, faults, k8s) and lint
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory lint
@@ -49,6 +55,6 @@ test: setup ## run the whole test suite (unit, integration, end-to-end, faults, 
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout test clean
+.PHONY: help setup proto lint run rollout events rebuild-mypage test clean
 
 include $(wildcard mk/*.mk)

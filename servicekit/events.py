@@ -61,13 +61,24 @@ async def declare_exchange(channel: AbstractChannel, topology: Topology) -> Abst
     exchange = await channel.declare_exchange(
         topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
     )
-    log = await channel.declare_queue(
+    log = await declare_log_stream(channel, topology)
+    await log.bind(exchange, routing_key="#")
+    return exchange
+
+
+async def declare_log_stream(
+    channel: AbstractChannel, topology: Topology
+) -> aio_pika.abc.AbstractQueue:
+    """The stream that keeps every event for LOG_RETENTION (a replayable log).
+
+    Reading a stream needs a prefetch (basic.qos) and takes an offset
+    (x-stream-offset: "first", "next", ...) as a consumer argument.
+    """
+    return await channel.declare_queue(
         topology.log_stream,
         durable=True,
         arguments={"x-queue-type": "stream", "x-max-age": LOG_RETENTION},
     )
-    await log.bind(exchange, routing_key="#")
-    return exchange
 
 
 async def declare_service_queue(

@@ -14,7 +14,7 @@ import logging
 import aio_pika
 
 from servicekit.db import Database
-from servicekit.events import LOG_RETENTION, Topology, from_amqp
+from servicekit.events import Topology, declare_log_stream, from_amqp
 from servicekit.inbox import Handler, apply_once
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,7 @@ async def replay(
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=500)  # streams need a prefetch
-        stream = await channel.declare_queue(
-            topology.log_stream,
-            durable=True,
-            arguments={"x-queue-type": "stream", "x-max-age": LOG_RETENTION},
-        )
+        stream = await declare_log_stream(channel, topology)
         async with stream.iterator(arguments={"x-stream-offset": "first"}) as deliveries:
             while True:
                 try:

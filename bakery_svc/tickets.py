@@ -10,8 +10,8 @@ from bakery_svc.models import Ticket
 from bread.bakery.v1 import bakery_pb2
 from bread.events.v1 import events_pb2
 from servicekit.clock import to_timestamp, utcnow
-from servicekit.db import Database
-from servicekit.errors import FailedPrecondition, NotFound
+from servicekit.db import Database, one
+from servicekit.errors import FailedPrecondition
 from servicekit.inbox import Handler
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
@@ -48,9 +48,7 @@ class Tickets:
         return await self.db.transaction(lambda: self._act(order_id, action, reason))
 
     def _act(self, order_id: str, action: str, reason: str) -> Ticket:
-        ticket = Ticket.get_or_none(Ticket.order_id == order_id)
-        if ticket is None:
-            raise NotFound(f"no bakery ticket for order {order_id!r}")
+        ticket = find_ticket(order_id)
         allowed_from, new_status = ACTIONS[action]
         if ticket.status not in allowed_from:
             raise FailedPrecondition(
@@ -71,10 +69,7 @@ class Tickets:
         return ticket
 
     async def get(self, order_id: str) -> Ticket:
-        ticket = await self.db.run(lambda: Ticket.get_or_none(Ticket.order_id == order_id))
-        if ticket is None:
-            raise NotFound(f"no bakery ticket for order {order_id!r}")
-        return ticket
+        return await self.db.run(find_ticket, order_id)
 
     async def list_page(self, status: int, page_size: int, page_token: str) -> tuple[list, str]:
         query = Ticket.select().order_by(Ticket.created, Ticket.order_id)
@@ -109,6 +104,10 @@ class Tickets:
             ticket.save()
         else:
             log.info("ticket %s stays %s", event.order_id, status_name(ticket.status))
+
+
+def find_ticket(order_id: str) -> Ticket:
+    return one(Ticket, Ticket.order_id == order_id, f"no bakery ticket for order {order_id!r}")
 
 
 def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:

@@ -14,8 +14,7 @@ from bread.customer.v1 import mypage_pb2
 from bread.events.v1 import events_pb2 as ev
 from customer_svc.models import Mypage
 from servicekit.clock import to_timestamp
-from servicekit.db import Database
-from servicekit.errors import NotFound
+from servicekit.db import Database, one
 from servicekit.events import ReceivedEvent
 from servicekit.inbox import Handler
 from servicekit.paging import page
@@ -115,10 +114,8 @@ class Mypages:
         self.db = db
 
     async def get(self, order_id: str) -> Mypage:
-        row = await self.db.run(lambda: Mypage.get_or_none(Mypage.order_id == order_id))
-        if row is None:
-            raise NotFound(f"no Mypage for order {order_id!r} (yet)")
-        return row
+        missing = f"no Mypage for order {order_id!r} (yet)"
+        return await self.db.run(one, Mypage, Mypage.order_id == order_id, missing)
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str

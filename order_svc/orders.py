@@ -16,8 +16,8 @@ from order_svc import domain
 from order_svc.models import Order
 from order_svc.pay_client import PayClient, PaymentFailed
 from servicekit.clock import to_timestamp, utcnow
-from servicekit.db import Database
-from servicekit.errors import DeadlineExceeded, NotFound, Unavailable
+from servicekit.db import Database, one
+from servicekit.errors import DeadlineExceeded, Unavailable
 from servicekit.inbox import Handler
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
@@ -113,10 +113,7 @@ class Orders:
 
     async def get(self, order_id: str) -> Order:
         order_id_var.set(order_id)
-        order = await self.db.run(lambda: Order.get_or_none(Order.id == order_id))
-        if order is None:
-            raise NotFound(f"order {order_id!r} not found")
-        return order
+        return await self.db.run(find_order, order_id)
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str
@@ -131,9 +128,7 @@ class Orders:
         return await self.db.transaction(self._cancel, order_id, reason)
 
     def _cancel(self, order_id: str, reason: str) -> Order:
-        order = Order.get_or_none(Order.id == order_id)
-        if order is None:
-            raise NotFound(f"order {order_id!r} not found")
+        order = find_order(order_id)
         if order.status == domain.CANCELED:
             return order  # canceling twice is not an error
         domain.check_cancel(order.status)
@@ -193,6 +188,10 @@ class Orders:
         order.reason = reason[:200] or order.reason
         order.updated = utcnow()
         order.save()
+
+
+def find_order(order_id: str) -> Order:
+    return one(Order, Order.id == order_id, f"order {order_id!r} not found")
 
 
 def to_proto(order: Order) -> order_pb2.Order:

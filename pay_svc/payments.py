@@ -11,8 +11,8 @@ from bread.events.v1 import events_pb2
 from bread.pay.v1 import pay_pb2
 from pay_svc.models import Payment
 from servicekit.clock import to_timestamp, utcnow
-from servicekit.db import Database
-from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+from servicekit.db import Database, one
+from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.inbox import Handler
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
@@ -66,9 +66,7 @@ class Payments:
 
     async def cancel(self, payment_id: str, reason: str) -> Payment:
         def cancel() -> Payment:
-            payment = Payment.get_or_none(Payment.id == payment_id)
-            if payment is None:
-                raise NotFound(f"payment {payment_id!r} not found")
+            payment = find_payment(payment_id)
             self._refund(payment, reason or "canceled")
             return payment
 
@@ -92,10 +90,7 @@ class Payments:
         )
 
     async def get(self, payment_id: str) -> Payment:
-        payment = await self.db.run(lambda: Payment.get_or_none(Payment.id == payment_id))
-        if payment is None:
-            raise NotFound(f"payment {payment_id!r} not found")
-        return payment
+        return await self.db.run(find_payment, payment_id)
 
     async def list_page(self, order_id: str, page_size: int, page_token: str) -> tuple[list, str]:
         query = Payment.select().order_by(Payment.created.desc(), Payment.id)
@@ -135,6 +130,10 @@ class Payments:
             status=VOIDED,
             reason="order failed before payment",
         )
+
+
+def find_payment(payment_id: str) -> Payment:
+    return one(Payment, Payment.id == payment_id, f"payment {payment_id!r} not found")
 
 
 def to_proto(payment: Payment) -> pay_pb2.Payment:

@@ -18,7 +18,10 @@ from urllib.parse import urlparse
 import peewee
 from playhouse.db_url import connect
 
+from servicekit.errors import NotFound
+
 T = TypeVar("T")
+M = TypeVar("M", bound=peewee.Model)
 
 # WAL lets readers run beside the writer; NORMAL sync is durable in WAL mode
 # across process crashes (only an OS crash may lose the last transactions).
@@ -33,6 +36,14 @@ def open_database(url: str) -> peewee.Database:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return connect(url, pragmas=SQLITE_PRAGMAS)
     return connect(url)
+
+
+def one(model: type[M], condition: peewee.Expression, missing: str) -> M:
+    """The row matching condition; NotFound (gRPC NOT_FOUND) saying `missing` if none."""
+    row = model.get_or_none(condition)
+    if row is None:
+        raise NotFound(missing)
+    return row
 
 
 class Database:

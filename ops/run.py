@@ -25,6 +25,7 @@ VAR = ROOT / "var"
 # Ports per service in Envoy's cluster: the replicas plus a free one that a
 # rollout starts the next version in (see ops/rollout.py).
 SLOTS = 3
+WEB_PORT = 8080
 
 BROKER_HELP = """RabbitMQ does not answer at {url} ({error}).
 Start it, then run `make run` again:
@@ -115,7 +116,10 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
     envoy = pathlib.Path(python).parent / "envoy"
     # One worker beat two on a 2-core machine (DESIGN.md, measured).
     command = f"{envoy} -c {envoy_yaml} --concurrency 1 --disable-hot-restart --log-level warn"
-    return config + program("envoy", command, {"ENVOY": 1}, priority=10)
+    config += program("envoy", command, {"ENVOY": 1}, priority=10)
+    # The browser page; it talks to the gateway (CORS allows any origin).
+    web = f"{python} -m http.server {WEB_PORT} --bind 127.0.0.1 --directory {ROOT / 'web'}"
+    return config + program("web", web, {"WEB": 1}, priority=30)
 
 
 def main() -> int:
@@ -138,7 +142,8 @@ def main() -> int:
     conf.write_text(supervisord_config(args.profile, envoy_yaml, args.replicas))
     print(
         f"bread ({args.profile}): services {', '.join(SERVICES)}; gateway http://localhost:8088"
-        f" (gRPC and HTTP/JSON); Ctrl-C stops everything. Logs: {VAR}",
+        f" (gRPC and HTTP/JSON); web page http://localhost:{WEB_PORT}; Ctrl-C stops everything."
+        f" Logs: {VAR}",
         flush=True,
     )
     supervisord = pathlib.Path(sys.executable).parent / "supervisord"

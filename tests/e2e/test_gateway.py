@@ -11,7 +11,9 @@ import grpc
 import httpx
 import pytest
 
+from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
+from bread.pay.v1 import pay_pb2, pay_pb2_grpc
 from tests.support.system import BreadSystem
 
 GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
@@ -115,6 +117,20 @@ def test_grpc_stubs_through_the_gateway(system: BreadSystem) -> None:
         with pytest.raises(grpc.RpcError) as missing:
             orders.GetOrder(order_pb2.GetOrderRequest(id="nope"))
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_internal_apis_are_not_reachable_from_outside(system: BreadSystem) -> None:
+    with system.channel() as channel:
+        pay = pay_pb2_grpc.PaymentServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as charge:
+            pay.Pay(pay_pb2.PayRequest(order_id="mine", customer_id="x", amount=1), timeout=5)
+        assert charge.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        faults = faults_pb2_grpc.FaultInjectionStub(channel)
+        with pytest.raises(grpc.RpcError) as inject:
+            faults.SetFaults(faults_pb2.Faults(hang=True), timeout=5)
+        assert inject.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # Reading payments stays public.
+        assert pay.ListPayments(pay_pb2.ListPaymentsRequest(order_id="mine"), timeout=5) is not None
 
 
 def grpcurl(system: BreadSystem, *verb: str, data: str | None = None) -> str:

@@ -1,0 +1,6 @@
+"""Load generator, resilience scenarios and the benchmark report for bread.
+
+python -m bench.load --target 127.0.0.1:8088 -c 100 -t 20S      # siege-like load
+python -m bench.scenario slow-pay                                 # `make load SCENARIO=...`
+python -m bench.benchmark                                         # `make bench`
+"""

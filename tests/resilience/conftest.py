@@ -1,0 +1,35 @@
+"""Resilience tests: a whole bread per test (real services, Envoy, RabbitMQ, databases).
+
+Each test gets its own system, because Envoy's outlier state (ejections and their growing
+durations) must not leak from one test into the next.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from bench.envoy_stats import stats
+from tests.support.system import BreadSystem, running_system
+
+
+@pytest.fixture
+def system(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
+    with running_system(tmp_path) as bread:
+        yield bread
+
+
+def mesh(system: BreadSystem, name: str) -> int:
+    """One counter or gauge of the order -> pay cluster, e.g. 'upstream_rq_total'."""
+    assert system.envoy is not None
+    key = f"cluster.pay_mesh.{name}"
+    return stats(system.envoy.admin_url, "^" + key.replace(".", r"\.") + "$").get(key, 0)
+
+
+def edge_overflow(system: BreadSystem) -> int:
+    """PlaceOrders refused by a circuit breaker: at the edge (order_place) or in the mesh."""
+    assert system.envoy is not None
+    found = stats(system.envoy.admin_url, r"^cluster\.(order_place|pay_mesh)\.upstream_rq_")
+    return sum(v for k, v in found.items() if k.endswith(("_active_overflow", "_pending_overflow")))

@@ -73,13 +73,19 @@ def health_serving(port: int, service: str) -> bool:
         return False
 
 
-def envoy_routes_to(admin_url: str, cluster: str, port: int) -> bool:
-    """Envoy's active health check has found the host healthy."""
+def envoy_routes_to(admin_url: str, port: int) -> bool:
+    """Every Envoy cluster that lists the host (order has two: the edge's and
+    PlaceOrder's own breaker) has found it healthy."""
     try:
         clusters = httpx.get(f"{admin_url}/clusters", timeout=2).text
     except httpx.HTTPError:
         return False
-    return f"{cluster}::127.0.0.1:{port}::health_flags::healthy" in clusters
+    flags = [
+        line.rpartition("::")[2]
+        for line in clusters.splitlines()
+        if f"::127.0.0.1:{port}::health_flags::" in line
+    ]
+    return bool(flags) and all(flag == "healthy" for flag in flags)
 
 
 class SupervisorSlots:
@@ -133,7 +139,7 @@ def main() -> int:
     rollout(
         SupervisorSlots(args.service),
         serving=lambda port: health_serving(port, readiness),
-        routed=lambda port: envoy_routes_to(args.envoy_admin, args.service, port),
+        routed=lambda port: envoy_routes_to(args.envoy_admin, port),
     )
     return 0
 

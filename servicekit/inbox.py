@@ -56,7 +56,16 @@ def apply_once(event: ReceivedEvent, handlers: dict[str, Handler]) -> bool:
 
 
 class Consumer:
-    PREFETCH = 64
+    """Applies a queue's deliveries in order, a batch per database transaction.
+
+    Batching is what makes consuming cheap: one transaction and one hop to the
+    database thread for up to BATCH events instead of one each. A batch that
+    fails is applied again one event at a time, so one bad event cannot hold
+    back the others.
+    """
+
+    PREFETCH = 256
+    BATCH = 128
 
     def __init__(
         self, db: Database, topology: Topology, queue: str, handlers: dict[str, Handler]
@@ -68,13 +77,14 @@ class Consumer:
         self._dead_letters: AbstractExchange | None = None
         self._consumer_tag: str | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._deliveries: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
-        return self._consumer_tag is not None
+        return self._consumer_tag is not None and self._worker is not None and not (
+            self._worker.done()
+        )
 
     async def start(self, channel: AbstractChannel) -> None:
         await channel.set_qos(prefetch_count=self.PREFETCH)
@@ -82,37 +92,59 @@ class Consumer:
             channel, self.topology, self.queue_name, sorted(self.handlers)
         )
         self._dead_letters = await channel.get_exchange(self.topology.dead_letter_exchange)
-        self._consumer_tag = await self._queue.consume(self._on_message)
+        self._worker = asyncio.create_task(self._work())
+        self._consumer_tag = await self._queue.consume(self._deliveries.put)
 
     async def stop(self) -> None:
-        """Stop taking deliveries and wait for the ones being applied."""
+        """Stop taking deliveries and apply the ones already received."""
         if self._queue is not None and self._consumer_tag is not None:
             tag, self._consumer_tag = self._consumer_tag, None
             try:
                 await self._queue.cancel(tag)
             except aio_pika.exceptions.AMQPError as exc:
                 log.warning("could not cancel consumer: %r", exc)
-        await self._idle.wait()
+        if self._worker is not None:
+            await self._deliveries.join()
+            self._worker.cancel()
 
-    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            await self._handle(incoming)
-        finally:
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._idle.set()
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._deliveries.get()]
+            while len(batch) < self.BATCH and not self._deliveries.empty():
+                batch.append(self._deliveries.get_nowait())
+            try:
+                await self._apply(batch)
+            except Exception:  # the worker must outlive any one batch
+                log.exception("applying %d deliveries failed; they will be redelivered", len(batch))
+            finally:
+                for _ in batch:
+                    self._deliveries.task_done()
 
-    async def _handle(self, incoming: AbstractIncomingMessage) -> None:
-        order_id_var.set(incoming.correlation_id or "")
-        try:
-            event = from_amqp(incoming)
-            await self.db.transaction(apply_once, event, self.handlers)
-        except Exception as exc:
-            await self._failed(incoming, exc)
+    async def _apply(self, batch: list[AbstractIncomingMessage]) -> None:
+        events: list[tuple[AbstractIncomingMessage, ReceivedEvent]] = []
+        for incoming in batch:
+            try:
+                events.append((incoming, from_amqp(incoming)))
+            except Exception as exc:
+                await self._failed(incoming, exc)
+        if not events:
             return
-        await incoming.ack()
+        try:
+            await self.db.transaction(self._apply_all, [event for _, event in events])
+        except Exception as exc:
+            if len(events) == 1:
+                order_id_var.set(events[0][1].order_id)
+                await self._failed(events[0][0], exc)
+            else:
+                for incoming, _ in events:
+                    await self._apply([incoming])
+            return
+        for incoming, _ in events:
+            await incoming.ack()
+
+    def _apply_all(self, events: list[ReceivedEvent]) -> None:
+        for event in events:
+            apply_once(event, self.handlers)
 
     async def _failed(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         # Quorum queues count redeliveries in x-delivery-count.

@@ -48,7 +48,7 @@ def roll_order_under_load(system: BreadSystem, load_seconds: float) -> tuple[Loa
     rollout(
         ProcessSlots(system, "order"),
         serving=lambda port: health_serving(port, SPEC.readiness_name),
-        routed=lambda port: envoy_routes_to(admin, "order", port),
+        routed=lambda port: envoy_routes_to(admin, port),
         say=lambda _: None,
     )
     rolled_at = time.monotonic() - started

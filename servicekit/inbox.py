@@ -82,8 +82,10 @@ class Consumer:
 
     @property
     def running(self) -> bool:
-        return self._consumer_tag is not None and self._worker is not None and not (
-            self._worker.done()
+        return (
+            self._consumer_tag is not None
+            and self._worker is not None
+            and not (self._worker.done())
         )
 
     async def start(self, channel: AbstractChannel) -> None:

@@ -23,7 +23,7 @@ from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.polling import wait_for
 from tests.support.system import BreadSystem, running_system
 
-BURST = 500
+BURST = 512  # at least 500, in equal shares per client
 CONCURRENCY = 16
 
 

@@ -39,7 +39,7 @@ class Orders:
         price = domain.price_order(self.menu, item, qty, customer_id)
         order_id = str(uuid.uuid4())
         order_id_var.set(order_id)
-        await self.db.run(
+        order = await self.db.run(
             lambda: Order.create(
                 id=order_id,
                 customer_id=customer_id,
@@ -53,7 +53,7 @@ class Orders:
         try:
             payment = await self.pay.pay(order_id, customer_id, price)
         except PaymentFailed as failure:
-            await self.db.transaction(self._fail, order_id, f"payment {failure}")
+            await self.db.transaction(self._fail, order, f"payment {failure}")
             error = (
                 DeadlineExceeded
                 if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -63,20 +63,25 @@ class Orders:
                 f"payment failed ({failure.code.name}); order {order_id} is FAILED"
                 " and anything charged will be refunded"
             ) from None
-        paid = await self.db.transaction(self._mark_paid, order_id, payment.id)
-        if paid is None:
+        if not await self.db.transaction(self._mark_paid, order, payment.id):
             raise Unavailable(f"payment outcome came too late; order {order_id} is FAILED")
-        return paid
+        return order
 
-    def _mark_paid(self, order_id: str, payment_id: str) -> Order | None:
-        updated = (
-            Order.update(status=domain.PAID, payment_id=payment_id, updated=utcnow())
-            .where(Order.id == order_id, Order.status == domain.PENDING)
-            .execute()
-        )
-        if not updated:  # the sweeper failed it meanwhile; its refund follows
-            return None
-        order = Order.get_by_id(order_id)
+    @staticmethod
+    def _leave_pending(order: Order, **changes: object) -> bool:
+        """Update a PENDING order, here and in the database, unless it left PENDING already
+        (a sweeper on any replica may have failed it)."""
+        changes["updated"] = utcnow()
+        query = Order.update(**changes).where(Order.id == order.id, Order.status == domain.PENDING)
+        if not query.execute():
+            return False
+        for name, value in changes.items():
+            setattr(order, name, value)
+        return True
+
+    def _mark_paid(self, order: Order, payment_id: str) -> bool:
+        if not self._leave_pending(order, status=domain.PAID, payment_id=payment_id):
+            return False  # the sweeper failed it meanwhile; its refund follows
         self.outbox.record(
             events_pb2.OrderPlaced(
                 order_id=order.id,
@@ -88,17 +93,11 @@ class Orders:
             ),
             order.id,
         )
-        return order
+        return True
 
-    def _fail(self, order_id: str, reason: str) -> None:
+    def _fail(self, order: Order, reason: str) -> None:
         """PENDING → FAILED, telling pay to refund or void whatever it holds."""
-        updated = (
-            Order.update(status=domain.FAILED, reason=reason[:200], updated=utcnow())
-            .where(Order.id == order_id, Order.status == domain.PENDING)
-            .execute()
-        )
-        if updated:
-            order = Order.get_by_id(order_id)
+        if self._leave_pending(order, status=domain.FAILED, reason=reason[:200]):
             self.outbox.record(
                 events_pb2.OrderFailed(
                     order_id=order.id,
@@ -150,15 +149,14 @@ class Orders:
         while True:
             cutoff = utcnow() - timedelta(seconds=2 * self.pay.timeout)
             stale = await self.db.run(self._pending_before, cutoff)
-            for order_id in stale:
-                log.warning("failing order %s left PENDING by a crash", order_id)
-                await self.db.transaction(self._fail, order_id, "payment outcome unknown")
+            for order in stale:
+                log.warning("failing order %s left PENDING by a crash", order.id)
+                await self.db.transaction(self._fail, order, "payment outcome unknown")
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
     @staticmethod
-    def _pending_before(cutoff: datetime) -> list[str]:
-        query = Order.select(Order.id).where(Order.status == domain.PENDING, Order.created < cutoff)
-        return [order.id for order in query]
+    def _pending_before(cutoff: datetime) -> list[Order]:
+        return list(Order.select().where(Order.status == domain.PENDING, Order.created < cutoff))
 
     # The order side of the saga; handlers run inside the inbox transaction.
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 
@@ -82,32 +83,14 @@ class Orders:
     def _mark_paid(self, order: Order, payment_id: str) -> bool:
         if not self._leave_pending(order, status=domain.PAID, payment_id=payment_id):
             return False  # the sweeper failed it meanwhile; its refund follows
-        self.outbox.record(
-            events_pb2.OrderPlaced(
-                order_id=order.id,
-                customer_id=order.customer_id,
-                item=order.item,
-                qty=order.qty,
-                price=order.price,
-                payment_id=payment_id,
-            ),
-            order.id,
-        )
+        self.outbox.record(events_pb2.OrderPlaced(**_facts(order), payment_id=payment_id), order.id)
         return True
 
     def _fail(self, order: Order, reason: str) -> None:
         """PENDING → FAILED, telling pay to refund or void whatever it holds."""
         if self._leave_pending(order, status=domain.FAILED, reason=reason[:200]):
             self.outbox.record(
-                events_pb2.OrderFailed(
-                    order_id=order.id,
-                    customer_id=order.customer_id,
-                    item=order.item,
-                    qty=order.qty,
-                    price=order.price,
-                    reason=order.reason,
-                ),
-                order.id,
+                events_pb2.OrderFailed(**_facts(order), reason=order.reason), order.id
             )
 
     async def get(self, order_id: str) -> Order:
@@ -186,6 +169,17 @@ class Orders:
         order.reason = reason[:200] or order.reason
         order.updated = utcnow()
         order.save()
+
+
+def _facts(order: Order) -> dict[str, Any]:
+    """What OrderPlaced and OrderFailed tell about the order itself."""
+    return {
+        "order_id": order.id,
+        "customer_id": order.customer_id,
+        "item": order.item,
+        "qty": order.qty,
+        "price": order.price,
+    }
 
 
 def find_order(order_id: str) -> Order:

@@ -15,7 +15,6 @@ only these substitutions, because the cluster is not here:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pathlib
 import signal
@@ -28,17 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aio_pika
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ops.databases import drop_database, ensure_database
-from servicekit.events import Topology
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.k8s.manifests import ROOT, SERVICES, Manifests, containers, pod_spec
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
+from tests.support.system import delete_broker_objects
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -192,21 +190,7 @@ def pods(dev: Manifests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             drop_database(url)
         if started:
             env = next(iter(started.values())).env
-            asyncio.run(delete_broker_objects(env["EVENT_EXCHANGE"], env["QUEUE_PREFIX"]))
-
-
-async def delete_broker_objects(exchange: str, queue_prefix: str) -> None:
-    """What the services declared for this run on the shared test broker."""
-    topology = Topology(exchange)
-    async with await aio_pika.connect(DEFAULT_AMQP_URL) as connection:
-        channel = await connection.channel()
-        for name in SERVICES:
-            queue = f"{queue_prefix}.{name}"
-            await channel.queue_delete(queue)
-            await channel.queue_delete(topology.dead_letter_queue(queue))
-        await channel.queue_delete(topology.log_stream)
-        await channel.exchange_delete(topology.exchange)
-        await channel.exchange_delete(topology.dead_letter_exchange)
+            delete_broker_objects(env["EVENT_EXCHANGE"], env["QUEUE_PREFIX"])
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -119,7 +119,9 @@ class Service:
         startup = asyncio.create_task(self._start_dependencies(db, outbox, wiring))
         await stop.wait()
         startup.cancel()
-        await self._shutdown(server, db, outbox)
+        with contextlib.suppress(asyncio.CancelledError):
+            await startup
+        await self._shutdown(server, db)
 
     async def _start_dependencies(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
         await _retry("database", db.connect)
@@ -164,14 +166,16 @@ class Service:
         status = SERVING if ready and not self.draining else NOT_SERVING
         await self.health.set(self.spec.readiness_name, status)
 
-    async def _shutdown(self, server: grpc.aio.Server, db: Database, outbox: Outbox) -> None:
+    async def _shutdown(self, server: grpc.aio.Server, db: Database) -> None:
         settings = self.settings
         self.draining = True
         await self._set_ready(False)
         log.info("draining for %.1fs", settings.drain_seconds)
         await asyncio.sleep(settings.drain_seconds)
         if self.consumer is not None:
-            await self.consumer.stop()
+            # Bounded: deliveries not acked by then are redelivered to another consumer.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.consumer.stop(), settings.stop_grace_seconds)
         await server.stop(settings.stop_grace_seconds)
         for task in self.tasks:
             task.cancel()

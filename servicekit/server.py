@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -107,6 +108,9 @@ class Service:
         )
         server.add_insecure_port(f"{settings.grpc_bind}:{settings.grpc_port}")
         await server.start()
+        # Everything built so far lives as long as the process: keep it out of
+        # the collector's full passes, which otherwise pause the loop.
+        gc.freeze()
         await self.health.set("", SERVING)
         await self._set_ready(False)
         log.info("listening on %s:%d", settings.grpc_bind, settings.grpc_port)
@@ -141,6 +145,7 @@ class Service:
             await self.consumer.start(await self.connection.channel())
         self.tasks.extend(asyncio.create_task(task()) for task in wiring.background)
         self.tasks.append(asyncio.create_task(self._watch_dependencies(db)))
+        self.tasks.append(asyncio.create_task(db.checkpoint_wal()))
         log.info("dependencies connected")
 
     async def _watch_dependencies(self, db: Database) -> None:

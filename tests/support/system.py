@@ -21,6 +21,7 @@ import httpx
 from ops.databases import drop_database, ensure_database
 from ops.envoy_config import EnvoyTopology
 from ops.profiles import SERVICES
+from ops.rollout import envoy_routes_to
 from servicekit.events import Topology
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.envoy import EnvoyProcess, start_envoy
@@ -134,9 +135,15 @@ class BreadSystem:
         return ServiceProcess(name, port, self.env(name), self.tmp).start()
 
     def restart(self, name: str) -> ServiceProcess:
+        """Start the service again on its port; return once Envoy routes to it again
+        (its health check had marked the host down)."""
+        assert self.envoy is not None
         port = self.services[name].port
         self.services[name] = self.replica_processes[name][port] = self.spawn(name, port)
-        return self.services[name].wait_ready()
+        self.services[name].wait_ready()
+        admin = self.envoy.admin_url
+        wait_for(lambda: envoy_routes_to(admin, port), timeout=15, what=f"Envoy routing to {name}")
+        return self.services[name]
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.gateway)

@@ -58,7 +58,6 @@ EJECTED_P99_LIMIT = 0.05  # failing/hung pay, once ejected: placement fails fast
 BASE_EJECTION = 5.0
 MAX_EJECTION = 10.0
 HEALTH_CHECK_INTERVAL = 1.0
-OUTLIER_INTERVAL = 1.0  # un-ejection happens at an outlier sweep, so up to this late
 
 
 @dataclass(frozen=True)

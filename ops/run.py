@@ -56,8 +56,7 @@ priority={priority}
 autostart={autostart}
 command={command}
 directory={root}
-environment={environment}
-autorestart=true
+{environment}autorestart=true
 startsecs=1
 stopsignal=TERM
 stopwaitsecs=30
@@ -88,7 +87,11 @@ def slot_ports(service: str) -> list[int]:
 
 
 def program(
-    name: str, command: str, env: Mapping[str, object], priority: int = 20, autostart: bool = True
+    name: str,
+    command: str,
+    env: Mapping[str, object] | None = None,
+    priority: int = 20,
+    autostart: bool = True,
 ) -> str:
     """One supervisord program: restarted whenever it exits, stopped with SIGTERM."""
     return PROGRAM.format(
@@ -97,7 +100,9 @@ def program(
         autostart=str(autostart).lower(),
         command=command,
         root=ROOT,
-        environment=",".join(f'{key}="{value}"' for key, value in env.items()),
+        environment="environment=" + ",".join(f'{k}="{v}"' for k, v in env.items()) + "\n"
+        if env
+        else "",
     )
 
 
@@ -116,10 +121,10 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
     envoy = pathlib.Path(python).parent / "envoy"
     # One worker beat two on a 2-core machine (DESIGN.md, measured).
     command = f"{envoy} -c {envoy_yaml} --concurrency 1 --disable-hot-restart --log-level warn"
-    config += program("envoy", command, {"ENVOY": 1}, priority=10)
+    config += program("envoy", command, priority=10)
     # The browser page; it talks to the gateway (CORS allows any origin).
     web = f"{python} -m http.server {WEB_PORT} --bind 127.0.0.1 --directory {ROOT / 'web'}"
-    return config + program("web", web, {"WEB": 1}, priority=30)
+    return config + program("web", web, priority=30)
 
 
 def main() -> int:

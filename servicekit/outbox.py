@@ -62,9 +62,6 @@ class Outbox:
         # this transaction, so it sees the row once the transaction commits.
         self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def pending(self) -> int:
-        return await self.db.run(OutboxEvent.select().count)
-
     async def relay(self, exchange: AbstractExchange) -> None:
         """Publish stored events until cancelled."""
         while True:

@@ -35,13 +35,18 @@ def test_rebuild_from_the_log_equals_the_live_read_model(
     http.post(f"/bakeries/{placed[0]}:accept", json={})
     http.post(f"/orders/{placed[1]}:cancel", json={})
     live_url = system.urls["customer"]
-    wait_for(
-        lambda: (
-            {r[0]: r[5] for r in mypages(live_url)}.get(placed[0]) == "CONFIRMED"
-            and {r[0]: r[6 + 1] for r in mypages(live_url)}.get(placed[1]) == "CANCELED"
-        ),
-        what="live Mypage settled",
-    )
+
+    def settled() -> bool:
+        rows = {row[0]: row for row in mypages(live_url)}
+        order_status, payment_status = 5, 7  # positions in COLUMNS
+        return (
+            placed[0] in rows
+            and placed[1] in rows
+            and rows[placed[0]][order_status] == "CONFIRMED"
+            and rows[placed[1]][payment_status] == "CANCELED"
+        )
+
+    wait_for(settled, what="live Mypage settled")
 
     rebuilt_url = f"sqlite:///{system.tmp}/rebuilt-customer.db"
     env = {**os.environ, **system.env("customer"), "DATABASE_URL": rebuilt_url}

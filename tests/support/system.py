@@ -20,7 +20,7 @@ import httpx
 
 from ops.databases import drop_database, ensure_database
 from ops.envoy_config import EnvoyTopology
-from ops.profiles import SERVICES
+from ops.profiles import SERVICES, database_urls
 from ops.rollout import envoy_routes_to
 from servicekit.events import Topology
 from servicekit.settings import DEFAULT_AMQP_URL
@@ -28,14 +28,6 @@ from tests.support.envoy import EnvoyProcess, start_envoy
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
-
-
-def database_urls(profile: str, run_id: str, tmp: pathlib.Path) -> dict[str, str]:
-    urls = {name: f"sqlite:///{tmp}/{name}.db" for name in SERVICES}
-    if profile == "polyglot":
-        urls["order"] = f"postgresql://postgres@127.0.0.1:5432/bread_{run_id}_order"
-        urls["pay"] = f"mysql://root@127.0.0.1:3306/bread_{run_id}_pay"
-    return urls
 
 
 @dataclass
@@ -63,7 +55,7 @@ class BreadSystem:
 
     @property
     def urls(self) -> dict[str, str]:
-        return database_urls(self.profile, self.run_id, self.tmp)
+        return database_urls(self.profile, str(self.tmp), f"bread_{self.run_id}")
 
     @property
     def gateway(self) -> str:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bread.events.v1 import events_pb2
-from ops.dead_letters import list_dead_letters, redrive
+from ops.dead_letters import DeadLetter, list_dead_letters, redrive
 from servicekit.events import Topology, event_type
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.polling import wait_for
@@ -60,12 +60,13 @@ def test_poison_is_listed_with_its_error_and_stays(system: BreadSystem) -> None:
     )
     asyncio.run(publish(system.exchange, "bread.events.v1.OrderPlaced", poison))
 
-    def listed() -> list:
+    def listed() -> list[DeadLetter]:
         letters = asyncio.run(list_dead_letters(DEFAULT_AMQP_URL, system.queue_prefix))
         return [letter for letter in letters if letter.event_id == "poison-dlq"]
 
     # OrderPlaced goes to bakery and customer: both dead-letter it.
-    letters = wait_for(lambda: len(listed()) == 2 and listed(), timeout=30, what="listed")
+    wait_for(lambda: len(listed()) == 2, timeout=30, what="the poison listed twice")
+    letters = listed()
     assert {letter.queue for letter in letters} == {
         f"{system.queue_prefix}.bakery",
         f"{system.queue_prefix}.customer",

@@ -114,10 +114,6 @@ class Consumer:
         self._deliveries: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._consumer_tag is not None and self._worker is not None
-
     async def attach(self, channel: AbstractChannel, dead_letters: AbstractExchange) -> None:
         """Start consuming on channel; dead letters are published through dead_letters,
         an exchange on a channel with publisher confirms."""

@@ -50,7 +50,7 @@ class Outbox:
     # Unsent rows are looked for this often even without a wake-up.
     POLL_SECONDS = 1.0
     # Long enough for a batch's confirms even from a busy broker.
-    LEASE = timedelta(seconds=30)
+    LEASE = timedelta(seconds=10)
 
     def __init__(self, db: Database) -> None:
         self.db = db

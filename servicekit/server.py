@@ -2,7 +2,9 @@
 
 Health names, as the kubelet, Envoy and operators ask for them:
 - "" is liveness: SERVING while the event loop answers and no background task
-  is stuck failing (see supervise.py); NOT_SERVING or no answer → restart.
+  is stuck failing (see supervise.py). A stuck task turns it NOT_SERVING and
+  the process stops gracefully with exit status 1, so that the kubelet and
+  supervisord alike start a new one (supervisord only sees exits).
 - the service's own name (e.g. bread.order.v1.OrderService) is readiness: can
   it serve its synchronous API? SERVING once its database is connected and
   while it answers, NOT_SERVING once it has been down longer than a grace
@@ -19,6 +21,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +80,7 @@ def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) ->
     """Entry point of `python -m <service>`."""
     settings = Settings.from_env(spec.name, spec.default_port)
     logs.configure(spec.name, settings.log_level)
-    uvloop.run(Service(spec, settings, models, wire).run())
+    sys.exit(uvloop.run(Service(spec, settings, models, wire).run()))
 
 
 class Service:
@@ -98,9 +101,12 @@ class Service:
         self.broker: BrokerSession | None = None
         self.started = False
         self.draining = False
+        self.stop = asyncio.Event()
+        self.exit_status = 0
         self._reported: dict[str, int] = {}
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (exit status 0) or a stuck task (1)."""
         settings = self.settings
         db = Database(settings.database_url, self.models)
         outbox = Outbox(db)
@@ -126,17 +132,17 @@ class Service:
             await self.health.set(name, SERVING if name == "" else NOT_SERVING)
         log.info("listening on %s:%d", settings.grpc_bind, settings.grpc_port)
 
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self.stop.set)
 
         startup = asyncio.create_task(self._start(db, outbox, wiring))
-        await stop.wait()
+        await self.stop.wait()
         startup.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await startup
         await self._shutdown(server, db)
+        return self.exit_status
 
     async def _start(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
         """Connect the database (retried until it answers), then start every
@@ -176,9 +182,11 @@ class Service:
             await self._report(DATABASE_HEALTH, database_up)
             await self._report(BROKER_HEALTH, self.broker is not None and self.broker.connected)
             stuck = self.supervisor.stuck(self.settings.stuck_task_seconds)
-            if stuck:
-                log.error("background tasks stuck failing: %s; failing liveness", stuck)
             await self._report("", not stuck)
+            if stuck and not self.stop.is_set():
+                log.error("background tasks stuck failing: %s; restarting the process", stuck)
+                self.exit_status = 1
+                self.stop.set()
             await self._set_ready(
                 time.monotonic() - last_healthy < self.settings.dependency_grace_seconds
             )

@@ -5,6 +5,7 @@ that exits."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
 import signal
@@ -13,6 +14,7 @@ import sys
 import threading
 from urllib.parse import urlparse
 
+import aio_pika
 import grpc
 import httpx
 
@@ -23,7 +25,7 @@ from servicekit.server import BROKER_HEALTH
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from tests.support.processes import ROOT, SERVING, health_status
+from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
 from tests.support.system import delete_broker_objects, running_system
 from tests.support.tcp_proxy import TcpProxy
 
@@ -174,3 +176,33 @@ def _pid_listening(port: int) -> int:
     if marker not in out:
         return 0
     return int(out.split(marker, 1)[1].split(",", 1)[0])
+
+
+def test_a_stuck_task_fails_liveness_and_the_process_exits(tmp_path: pathlib.Path) -> None:
+    """A broker session that cannot start for a reason no retry changes (its queue
+    exists with other arguments) is restarted with backoff, then fails liveness and
+    ends the process with status 1, so supervisord or the kubelet start a new one."""
+    names = f"bread-test-stuck-{free_port()}"
+
+    async def declare_conflicting_queue() -> None:
+        connection = await aio_pika.connect(DEFAULT_AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(f"{names}.bakery", durable=True)  # classic, no DLX
+
+    asyncio.run(declare_conflicting_queue())
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bakery.db",
+        "EVENT_EXCHANGE": names,
+        "QUEUE_PREFIX": names,
+        "STUCK_TASK_SECONDS": "2",
+        "DRAIN_SECONDS": "1",
+    }
+    bakery = ServiceProcess("bakery", free_port(), env, tmp_path).start()
+    try:
+        wait_for(lambda: readiness(bakery.port, "") == NOT_SERVING, timeout=20, what="liveness")
+        assert bakery.process is not None and bakery.process.wait(20) == 1
+        assert "restarting the process" in bakery.log_tail(50)
+    finally:
+        bakery.kill()
+        delete_broker_objects(names, names)

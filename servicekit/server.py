@@ -129,7 +129,8 @@ class Service:
         # the collector's full passes, which otherwise pause the loop.
         gc.freeze()
         for name in ("", DATABASE_HEALTH, BROKER_HEALTH, self.spec.readiness_name):
-            await self.health.set(name, SERVING if name == "" else NOT_SERVING)
+            self._reported[name] = SERVING if name == "" else NOT_SERVING
+            await self.health.set(name, self._reported[name])
         log.info("listening on %s:%d", settings.grpc_bind, settings.grpc_port)
 
         loop = asyncio.get_running_loop()

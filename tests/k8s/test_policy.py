@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
 from tests.k8s.manifests import (
     SERVICES,
@@ -142,6 +144,99 @@ def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests, servic
     assert noticed < float(env["DRAIN_SECONDS"])
 
 
+def test_replicated_services_use_a_server_database_and_surge(manifests: Manifests) -> None:
+    """Pods of one service share its data, so more than one (replicas or an autoscaler) needs a
+    database server: a SQLite file belongs to one pod. And they roll surge-first, so a deploy
+    never lowers the count."""
+    autoscaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in manifests.all("HorizontalPodAutoscaler")
+    }
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        if deployment["spec"].get("replicas", 1) <= 1 and service not in autoscaled:
+            continue
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        url = urlsplit(Settings.from_env(service, spec_of(service).default_port, env).database_url)
+        # servicekit.db's own test for SQLite; the default URL (none set) is SQLite too.
+        assert not url.scheme.startswith("sqlite"), f"{service}: {url.scheme} with replicas"
+        server = manifests.get("Service", str(url.hostname))
+        assert url.port in {p["port"] for p in server["spec"]["ports"]}, url.geturl()
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate", service
+        assert strategy["rollingUpdate"]["maxUnavailable"] in (0, "0%"), service
+
+
+def test_prod_autoscales_every_service_with_a_disruption_budget(prod: Manifests) -> None:
+    """Two pods at least, and evictions (node drains) take one at a time: never the last."""
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in prod.all("HorizontalPodAutoscaler")
+    }
+    for service in SERVICES:
+        assert service in hpas, f"{service}: no HorizontalPodAutoscaler"
+        floor = hpas[service]["minReplicas"]
+        assert floor >= 2, service
+        labels = _pod_labels(prod, service)
+        (budget,) = [
+            p["spec"]
+            for p in prod.all("PodDisruptionBudget")
+            if matches(p["spec"]["selector"]["matchLabels"], labels)
+        ]
+        # Absolute numbers: a percentage of a changing count is rounded.
+        if "maxUnavailable" in budget:
+            assert isinstance(budget["maxUnavailable"], int), service
+            assert 1 <= budget["maxUnavailable"] < floor, service
+        else:
+            assert isinstance(budget["minAvailable"], int), service
+            assert 1 <= budget["minAvailable"] < floor, service
+
+
+# A database server's image: (role, database, password) of the accounts it creates on its
+# first boot, from its container's environment.
+_ACCOUNTS = {
+    "postgres": lambda env: {
+        (
+            env["POSTGRES_USER"],
+            env.get("POSTGRES_DB", env["POSTGRES_USER"]),
+            env["POSTGRES_PASSWORD"],
+        ),
+        # k8s/base/postgres/databases.sh
+        *((n, n, env[f"{n.upper()}_PASSWORD"]) for n in env.get("SERVICE_DATABASES", "").split()),
+    },
+    "mariadb": lambda env: {
+        (env["MARIADB_USER"], env["MARIADB_DATABASE"], env["MARIADB_PASSWORD"]),
+    },
+}
+
+
+def test_each_service_has_a_database_of_its_own_that_its_server_creates(
+    manifests: Manifests,
+) -> None:
+    databases: dict[tuple[str, str], str] = {}
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        url = urlsplit(Settings.from_env(service, spec_of(service).default_port, env).database_url)
+        if url.scheme.startswith("sqlite"):
+            continue
+        server_service = manifests.get("Service", str(url.hostname))
+        (server,) = [
+            w
+            for w, labels in manifests.pod_labels()
+            if matches(server_service["spec"]["selector"], labels)
+        ]
+        (server_container,) = containers(server)
+        server_env = manifests.container_env(server, server_container)
+        accounts = _ACCOUNTS[server_container["image"].split(":")[0]](server_env)
+        database = url.path.lstrip("/")
+        account = (unquote(url.username or ""), database, unquote(url.password or ""))
+        assert account in accounts, f"{service}: {url.username}@{url.hostname}/{database}"
+        where = (str(url.hostname), database)
+        assert where not in databases, f"{service} shares {where} with {databases.get(where)}"
+        databases[where] = service
+
+
 def test_rollouts_never_lower_capacity(manifests: Manifests) -> None:
     """Rolling updates surge first; only single-writer SQLite pods are replaced instead."""
     autoscaled = {
@@ -264,7 +359,7 @@ ALLOWED = {
     *(("gateway", service, "grpc") for service in SERVICES),
     ("order", "gateway", "mesh"),
     *((service, "rabbitmq", "amqp") for service in SERVICES),
-    ("order", "postgres", "postgres"),
+    *((service, "postgres", "postgres") for service in ("order", "bakery", "customer")),
     ("pay", "mariadb", "mysql"),
     ("rabbitmq", "rabbitmq", "cluster"),
     ("rabbitmq", "rabbitmq", "epmd"),

@@ -128,20 +128,60 @@ def test_order_calls_pay_through_the_gateway_mesh_listener(manifests: Manifests)
     assert listener["address"]["socket_address"]["port_value"] == mesh_port
 
 
+# Grace beyond what preStop and the settings add up to, for closing connections and exiting:
+# at the deadline the kubelet sends SIGKILL.
+GRACE_MARGIN_SECONDS = 5
+
+
+def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests) -> None:
+    """After preStop, SIGTERM: DRAIN_SECONDS NOT_SERVING, then STOP_GRACE_SECONDS for the
+    consumer and the accepted calls, then exit. The settings are those the process reads from
+    its rendered environment, defaults included."""
+    running = set()
+    for deployment in manifests.all("Deployment"):
+        for container in containers(deployment):
+            service = _bread_service(container)
+            if service is None:
+                continue
+            running.add(service)
+            env = manifests.container_env(deployment, container)
+            settings = Settings.from_env(service, spec_of(service).default_port, env)
+            pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            needed = pre_stop + settings.drain_seconds + settings.stop_grace_seconds
+            grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+            assert grace >= needed + GRACE_MARGIN_SECONDS, (
+                f"{name_of(deployment)}: {grace} s < preStop {pre_stop} + drain "
+                f"{settings.drain_seconds} + stop {settings.stop_grace_seconds} + "
+                f"{GRACE_MARGIN_SECONDS}"
+            )
+    assert running == set(SERVICES)
+
+
+def test_gateway_grace_period_covers_its_drain(manifests: Manifests) -> None:
+    """Envoy exits at once on SIGTERM, so its drain happens in preStop: unlisted for a while,
+    then drain_listeners and a wait as long as --drain-time-s, all within the grace period."""
+    gateway = manifests.get("Deployment", "gateway")
+    (envoy,) = containers(gateway)
+    script = " ".join(envoy["lifecycle"]["preStop"]["exec"]["command"])
+    _, asked, after = script.partition("/drain_listeners?graceful")
+    assert asked, "preStop asks Envoy to drain"
+    (drain_time,) = [int(a.split("=")[1]) for a in envoy["args"] if a.startswith("--drain-time-s=")]
+    assert sum(_sleeps(after)) >= drain_time
+    grace = pod_spec(gateway)["terminationGracePeriodSeconds"]
+    assert grace >= sum(_sleeps(script)) + GRACE_MARGIN_SECONDS
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests, service: str) -> None:
+def test_gateway_notices_not_serving_within_the_drain(manifests: Manifests, service: str) -> None:
     deployment = manifests.get("Deployment", service)
     (container,) = containers(deployment)
     env = manifests.container_env(deployment, container)
-    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    needed = pre_stop + float(env["DRAIN_SECONDS"]) + float(env["STOP_GRACE_SECONDS"])
-    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > needed
-    # The gateway's health checks must notice NOT_SERVING within the drain.
+    settings = Settings.from_env(service, spec_of(service).default_port, env)
     config = envoy_config(manifests)
     (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == service]
     (check,) = cluster["health_checks"]
     noticed = _seconds(check["interval"]) * check["unhealthy_threshold"]
-    assert noticed < float(env["DRAIN_SECONDS"])
+    assert noticed < settings.drain_seconds
 
 
 def test_replicated_services_use_a_server_database_and_surge(manifests: Manifests) -> None:
@@ -437,3 +477,15 @@ def _pod_labels(manifests: Manifests, workload: str) -> dict[str, str]:
 def _seconds(duration: str) -> float:
     assert duration.endswith("s")
     return float(duration[:-1])
+
+
+def _sleeps(script: str) -> list[int]:
+    return [int(s) for s in re.findall(r"\bsleep (\d+)\b", script)]
+
+
+def _bread_service(container: Obj) -> str | None:
+    """The bread service a container runs (`python -m order_svc`), if any."""
+    match container.get("command", []):
+        case ["python", "-m", module] if module.removesuffix("_svc") in SERVICES:
+            return str(module.removesuffix("_svc"))
+    return None

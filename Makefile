@@ -32,15 +32,23 @@ lint: setup ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy servicekit order_svc pay_svc bakery_svc customer_svc ops tests bench
 
-PROFILE ?= default
+# The database layout (ops/profiles.py): default (SQLite) or polyglot. Not PROFILE,
+# which every service reads as dev or prod.
+DB ?= default
 
 REPLICAS ?= 1
 
-run: setup ## start everything in the foreground (PROFILE=polyglot: PostgreSQL + MariaDB; REPLICAS=2)
-	$(PY) -m ops.run --profile $(PROFILE) --replicas $(REPLICAS)
+run: setup ## start everything in the foreground (DB=polyglot: PostgreSQL + MariaDB; REPLICAS=2)
+	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
 
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
 	$(PY) -m ops.rollout $(SERVICE)
+
+ROLE ?= customer
+SUB ?= alice
+
+token: setup ## print a development token (ROLE=customer|baker|operator SUB=alice) as the last line
+	@$(PY) -m ops.tokens --role $(ROLE) --sub $(SUB)
 
 events: setup ## print domain events as they flow (FROM_START=1 replays the log first)
 	$(PY) -m ops.watch_events $(if $(FROM_START),--from-start)
@@ -61,6 +69,6 @@ test: setup ## run the whole test suite (unit, integration, end-to-end, faults, 
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout events dlq redrive rebuild-mypage test clean
+.PHONY: help setup proto lint run rollout token events dlq redrive rebuild-mypage test clean
 
 include $(wildcard mk/*.mk)

@@ -85,6 +85,7 @@ class LoadConfig:
     seed_orders: int = 20
     health_service: str = ""  # grpc.health.v1 service name for `health` ("" = liveness)
     channels: int = 4  # gRPC: separate HTTP/2 connections, clients spread over them
+    token: str = ""  # the callers' bearer token (the edge wants one for everything but the menu)
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,9 @@ class Client:
 
 
 class GrpcClient(Client):
-    def __init__(self, target: str, channels: int, timeout: float) -> None:
+    def __init__(self, target: str, channels: int, timeout: float, token: str = "") -> None:
         self.timeout = timeout
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
         # A local subchannel pool per channel: really separate connections, as separate
         # clients would have, not one shared HTTP/2 connection.
         self.channels = [
@@ -334,16 +336,25 @@ class GrpcClient(Client):
     async def place(self, item: str, qty: int, customer_id: str) -> Outcome:
         request = order_pb2.PlaceOrderRequest(item=item, qty=qty, customer_id=customer_id)
         return await self._call(
-            self.orders[self._pick()].PlaceOrder(request, timeout=self.timeout), place=True
+            self.orders[self._pick()].PlaceOrder(
+                request, timeout=self.timeout, metadata=self.metadata
+            ),
+            place=True,
         )
 
     async def get(self, order_id: str) -> Outcome:
         request = order_pb2.GetOrderRequest(id=order_id)
-        return await self._call(self.orders[self._pick()].GetOrder(request, timeout=self.timeout))
+        return await self._call(
+            self.orders[self._pick()].GetOrder(
+                request, timeout=self.timeout, metadata=self.metadata
+            )
+        )
 
     async def menu(self) -> Outcome:
         request = order_pb2.GetMenuRequest()
-        return await self._call(self.orders[self._pick()].GetMenu(request, timeout=self.timeout))
+        return await self._call(
+            self.orders[self._pick()].GetMenu(request, timeout=self.timeout, metadata=self.metadata)
+        )
 
     async def health(self, service: str) -> Outcome:
         request = health_pb2.HealthCheckRequest(service=service)
@@ -360,13 +371,15 @@ class HttpClient(Client):
     the same endpoint: the load generator, not the system, would have been measured.
     """
 
-    def __init__(self, target: str, timeout: float) -> None:
+    def __init__(self, target: str, timeout: float, token: str = "") -> None:
         hostport = target.split("://", 1)[-1].rstrip("/")
         host, _, port = hostport.rpartition(":")
         self.host, self.port = host or hostport, int(port or 80)
         self.timeout = timeout
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.head = f"Host: {hostport}\r\nUser-Agent: bench.load\r\nAccept: application/json\r\n"
+        if token:
+            self.head += f"Authorization: Bearer {token}\r\n"
 
     async def _exchange(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         conn = self.idle.pop() if self.idle else None
@@ -447,8 +460,8 @@ class HttpClient(Client):
 
 def make_client(config: LoadConfig) -> Client:
     if config.protocol == "grpc":
-        return GrpcClient(config.target, config.channels, config.timeout)
-    return HttpClient(config.target, config.timeout)
+        return GrpcClient(config.target, config.channels, config.timeout, config.token)
+    return HttpClient(config.target, config.timeout, config.token)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -571,6 +584,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--qty", type=int, default=1)
     p.add_argument("--customer", default="load")
     p.add_argument("--health-service", default="")
+    p.add_argument("--token", default="", help="bearer token (make token ROLE=operator)")
     p.add_argument("--json", action="store_true", help="print siege's JSON fields (and ours)")
     return p
 
@@ -591,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         qty=args.qty,
         customer_id=args.customer,
         health_service=args.health_service,
+        token=args.token,
     )
     result = run(config)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.summary())

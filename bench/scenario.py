@@ -235,7 +235,7 @@ def run_scenario(
     with running_system(tmp, profile=profile) as system:
         assert system.envoy is not None
         admin = system.envoy.admin_url
-        config = replace(config, target=system.gateway)
+        config = replace(config, target=system.gateway, token=system.token())
         pay_pid = system.services["pay"].process.pid if system.services["pay"].process else 0
         before = path_stats(admin)
         set_faults(system, scenario.faults)

@@ -16,7 +16,9 @@ from customer_svc.domain import BAKERY_RANK, ORDER_RANK, PAYMENT_RANK, advance
 from customer_svc.models import Mypage
 from servicekit.clock import to_timestamp
 from servicekit.db import Database, locked, one
+from servicekit.errors import NotFound
 from servicekit.events import ReceivedEvent
+from servicekit.identity import Caller
 from servicekit.inbox import Handler, Handlers
 from servicekit.paging import page
 
@@ -97,9 +99,13 @@ class Mypages:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get(self, order_id: str) -> Mypage:
+    async def get(self, order_id: str, who: Caller) -> Mypage:
+        """The row; NOT_FOUND too when it is not who's to see, so ids do not leak."""
         missing = f"no Mypage for order {order_id!r} (yet)"
-        return await self.db.run(one, Mypage, Mypage.order_id == order_id, missing)
+        row = await self.db.run(one, Mypage, Mypage.order_id == order_id, missing)
+        if not who.owns(row.customer_id):
+            raise NotFound(missing)
+        return row
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str

@@ -7,6 +7,7 @@ import grpc
 from bread.customer.v1 import mypage_pb2, mypage_pb2_grpc
 from customer_svc.projection import Mypages, to_proto
 from servicekit.errors import rpc
+from servicekit.identity import Caller, Role, caller
 
 
 class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
@@ -18,7 +19,9 @@ class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
         self, request: mypage_pb2.ListMypagesRequest, context: grpc.aio.ServicerContext
     ) -> mypage_pb2.ListMypagesResponse:
         rows, next_token = await self.mypages.list_page(
-            request.customer_id, request.page_size, request.page_token
+            _customer(context).customer_filter(request.customer_id),
+            request.page_size,
+            request.page_token,
         )
         return mypage_pb2.ListMypagesResponse(
             mypages=[to_proto(r) for r in rows], next_page_token=next_token
@@ -28,4 +31,8 @@ class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
     async def GetMypage(
         self, request: mypage_pb2.GetMypageRequest, context: grpc.aio.ServicerContext
     ) -> mypage_pb2.Mypage:
-        return to_proto(await self.mypages.get(request.order_id))
+        return to_proto(await self.mypages.get(request.order_id, _customer(context)))
+
+
+def _customer(context: grpc.aio.ServicerContext) -> Caller:
+    return caller(context).require(Role.CUSTOMER, Role.OPERATOR)

@@ -5,7 +5,7 @@
 SCENARIO ?= slow-pay
 TOOL ?= bench
 LOAD_ARGS = $(if $(CLIENTS),-c $(CLIENTS)) $(if $(DURATION),-t $(DURATION)) \
-	$(if $(DELAY),-d $(DELAY)) $(if $(PROTOCOL),--protocol $(PROTOCOL)) --profile $(PROFILE) --tool $(TOOL)
+	$(if $(DELAY),-d $(DELAY)) $(if $(PROTOCOL),--protocol $(PROTOCOL)) --profile $(DB) --tool $(TOOL)
 
 load: setup ## resilience scenario SCENARIO=slow-pay|failing-pay|hung-pay|recovery|all (TOOL=siege)
 	$(PY) -m bench.scenario $(SCENARIO) $(LOAD_ARGS)

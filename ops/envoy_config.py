@@ -36,6 +36,11 @@ SERVICES: dict[str, str] = {
 }
 DEFAULT_PORTS: dict[str, int] = {"order": 8081, "pay": 8082, "bakery": 8083, "customer": 8084}
 
+# Tokens the edge accepts locally: ops.tokens issues them, `make run` keeps the key in var/keys.
+DEV_JWKS = REPO_ROOT / "var" / "keys" / "jwks.json"
+DEV_ISSUER = "bread-dev"
+AUDIENCE = "bread"
+
 # How often a DNS cluster re-resolves: a new or removed pod is noticed within this.
 DNS_REFRESH = "2s"
 
@@ -52,8 +57,19 @@ class EnvoyTopology:
     mesh_port: int = 8090
     admin_address: str = "127.0.0.1"
     admin_port: int = 9901
+    # The edge is what a neighbour may reach; the mesh carries order -> pay only.
     listen_address: str = "0.0.0.0"
+    mesh_address: str = "127.0.0.1"
     descriptor_path: Path = DEFAULT_DESCRIPTOR
+    # Tokens: verified against this JWKS file, for this issuer and audience.
+    jwks_path: Path = DEV_JWKS
+    jwt_issuer: str = DEV_ISSUER
+    jwt_audience: str = AUDIENCE
+    # Origins other than the edge's own that browsers may call the API from.
+    cors_origins: Sequence[str] = ()
+    # Requests per second per caller (token subject, else client address), with a burst of
+    # twice that; 0 turns the limit off.
+    rate_limit: int = 50
     # "order", "pay", "bakery", "customer" -> endpoints; several endpoints = replicas.
     upstreams: Mapping[str, Sequence[Endpoint]] = field(default_factory=default_upstreams)
     # False: STATIC clusters of IP addresses. True: STRICT_DNS, for Kubernetes service names;
@@ -80,7 +96,15 @@ def render(topology: EnvoyTopology) -> str:
         "admin_address": topology.admin_address,
         "admin_port": str(topology.admin_port),
         "listen_address": topology.listen_address,
+        "mesh_address": topology.mesh_address,
         "descriptor_path": json.dumps(str(topology.descriptor_path)),
+        "jwks_path": json.dumps(str(topology.jwks_path)),
+        "jwt_issuer": json.dumps(topology.jwt_issuer),
+        "jwt_audience": json.dumps(topology.jwt_audience),
+        "cors_origins": json.dumps([{"exact": origin} for origin in topology.cors_origins]),
+        "rate_limit_percent": "100" if topology.rate_limit else "0",
+        "rate_limit": str(max(topology.rate_limit, 1)),
+        "rate_limit_burst": str(2 * max(topology.rate_limit, 1)),
         "pay_timeout": _seconds(topology.pay_timeout_ms),
         "place_order_timeout": _seconds(topology.place_order_timeout_ms),
         "edge_timeout": _seconds(topology.edge_timeout_ms),
@@ -117,6 +141,8 @@ def _check(t: EnvoyTopology) -> None:
     if t.place_order_timeout_ms <= t.pay_timeout_ms:
         # Otherwise the edge would cut PlaceOrder while order still waits for pay.
         raise ValueError("place_order_timeout_ms must be greater than pay_timeout_ms")
+    if t.rate_limit < 0:
+        raise ValueError("rate_limit must not be negative (0 turns it off)")
     if t.pay_max_requests <= 0:
         raise ValueError("pay_max_requests must be positive")
 
@@ -191,7 +217,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-port", type=int, default=d.mesh_port)
     p.add_argument("--admin-address", default=d.admin_address)
     p.add_argument("--admin-port", type=int, default=d.admin_port)
-    p.add_argument("--listen-address", default=d.listen_address)
+    p.add_argument("--listen-address", default=d.listen_address, help="the edge's address")
+    p.add_argument("--mesh-address", default=d.mesh_address)
+    p.add_argument("--jwks", type=Path, default=d.jwks_path, help="JWKS file tokens verify with")
+    p.add_argument("--jwt-issuer", default=d.jwt_issuer)
+    p.add_argument("--jwt-audience", default=d.jwt_audience)
+    p.add_argument("--cors-origin", action="append", default=[], help="an allowed origin")
+    p.add_argument("--rate-limit", type=int, default=d.rate_limit, help="per caller; 0: off")
     p.add_argument("--descriptor", type=Path, default=d.descriptor_path, help="descriptor set")
     p.add_argument(
         "--upstream",
@@ -225,7 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_address=args.admin_address,
         admin_port=args.admin_port,
         listen_address=args.listen_address,
+        mesh_address=args.mesh_address,
         descriptor_path=args.descriptor.resolve(),
+        jwks_path=args.jwks,
+        jwt_issuer=args.jwt_issuer,
+        jwt_audience=args.jwt_audience,
+        cors_origins=tuple(args.cors_origin),
+        rate_limit=args.rate_limit,
         upstreams=upstreams,
         dns=args.dns,
         pay_timeout_ms=args.pay_timeout_ms,

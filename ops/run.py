@@ -18,6 +18,7 @@ import aio_pika
 from ops.databases import ensure_database
 from ops.envoy_config import DEFAULT_PORTS, EnvoyTopology, render
 from ops.profiles import SERVICES, database_urls
+from ops.tokens import DevIssuer
 from servicekit.settings import DEFAULT_AMQP_URL
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -142,7 +143,12 @@ def main() -> int:
         ensure_database(url)
     envoy_yaml = VAR / "envoy.yaml"
     upstreams = {name: [("127.0.0.1", port) for port in slot_ports(name)] for name in SERVICES}
-    envoy_yaml.write_text(render(EnvoyTopology(upstreams=upstreams)))
+    # The edge verifies tokens with the development key (`make token` signs with it).
+    jwks = DevIssuer().ensure_keys().jwks_path
+    rate_limit = int(os.environ.get("EDGE_RATE_LIMIT", EnvoyTopology.rate_limit))
+    envoy_yaml.write_text(
+        render(EnvoyTopology(upstreams=upstreams, jwks_path=jwks, rate_limit=rate_limit))
+    )
     conf = VAR / "supervisord.conf"
     conf.write_text(supervisord_config(args.profile, envoy_yaml, args.replicas))
     print(

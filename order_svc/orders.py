@@ -20,7 +20,14 @@ from order_svc.models import Order
 from order_svc.pay_client import PayClient, PaymentFailed
 from servicekit.clock import to_timestamp, utcnow
 from servicekit.db import Database, one
-from servicekit.errors import AlreadyExists, DeadlineExceeded, FailedPrecondition, Unavailable
+from servicekit.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    NotFound,
+    Unavailable,
+)
+from servicekit.identity import Caller
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
@@ -103,9 +110,9 @@ class Orders:
             order.status, order.reason, order.updated = domain.FAILED, reason, now
             self.outbox.record(ev.OrderFailed(**_facts(order), reason=reason), order.id)
 
-    async def get(self, order_id: str) -> Order:
+    async def get(self, order_id: str, who: Caller) -> Order:
         order_id_var.set(order_id)
-        return await self.db.run(find_order, order_id)
+        return await self.db.run(find_order, order_id, who)
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str
@@ -115,13 +122,14 @@ class Orders:
             query = query.where(Order.customer_id == customer_id)
         return await self.db.run(lambda: page(query, page_size, page_token))
 
-    async def cancel(self, order_id: str, reason: str) -> Order:
+    async def cancel(self, order_id: str, reason: str, who: Caller) -> Order:
         """Ask the bakery to cancel: the order is CANCELING until it answers."""
         order_id_var.set(order_id)
-        return await self.db.transaction(self._cancel, order_id, reason)
+        return await self.db.transaction(self._cancel, order_id, reason, who)
 
-    def _cancel(self, order_id: str, reason: str) -> Order:
+    def _cancel(self, order_id: str, reason: str, who: Caller) -> Order:
         reason = (reason or "canceled by the customer")[:200]
+        find_order(order_id, who)
         if ORDERS.move(Order.id, order_id, domain.CANCELING, reason=reason):
             self.outbox.record(ev.OrderCancelRequested(order_id=order_id, reason=reason), order_id)
         order = find_order(order_id)
@@ -206,8 +214,13 @@ def _facts(order: Order) -> dict[str, Any]:
     }
 
 
-def find_order(order_id: str) -> Order:
-    return one(Order, Order.id == order_id, f"order {order_id!r} not found")
+def find_order(order_id: str, who: Caller | None = None) -> Order:
+    """The order; NOT_FOUND too when it is not who's to see, so ids do not leak."""
+    missing = f"order {order_id!r} not found"
+    order = one(Order, Order.id == order_id, missing)
+    if who is not None and not who.owns(order.customer_id):
+        raise NotFound(missing)
+    return order
 
 
 def to_proto(order: Order) -> order_pb2.Order:

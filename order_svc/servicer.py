@@ -7,6 +7,7 @@ import grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from order_svc.orders import Orders, to_proto
 from servicekit.errors import rpc
+from servicekit.identity import Caller, Role, caller
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -17,22 +18,25 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
+        customer_id = _customer(context).acting_for(request.customer_id)
         request_id = request.request_id or _header(context, "idempotency-key")
-        order = await self.orders.place(request.item, request.qty, request.customer_id, request_id)
+        order = await self.orders.place(request.item, request.qty, customer_id, request_id)
         return to_proto(order)
 
     @rpc
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        return to_proto(await self.orders.get(request.id))
+        return to_proto(await self.orders.get(request.id, _customer(context)))
 
     @rpc
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.ListOrdersResponse:
         orders, next_token = await self.orders.list_page(
-            request.customer_id, request.page_size, request.page_token
+            _customer(context).customer_filter(request.customer_id),
+            request.page_size,
+            request.page_token,
         )
         return order_pb2.ListOrdersResponse(
             orders=[to_proto(o) for o in orders], next_page_token=next_token
@@ -42,7 +46,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        return to_proto(await self.orders.cancel(request.id, request.reason))
+        return to_proto(await self.orders.cancel(request.id, request.reason, _customer(context)))
 
     @rpc
     async def GetMenu(
@@ -59,3 +63,8 @@ def _header(context: grpc.aio.ServicerContext, name: str) -> str:
         if key == name:
             return str(value)
     return ""
+
+
+def _customer(context: grpc.aio.ServicerContext) -> Caller:
+    """Orders are the customers' (and operators'); the bakery has its own API."""
+    return caller(context).require(Role.CUSTOMER, Role.OPERATOR)

@@ -12,7 +12,8 @@ from servicekit.server import Runtime, Wiring, main
 
 def wire(runtime: Runtime) -> Wiring:
     payments = Payments(runtime.db, runtime.outbox)
-    faults = FaultInjector(enabled=runtime.settings.profile != "prod")
+    settings = runtime.settings
+    faults = FaultInjector(enabled=settings.fault_injection and settings.profile != "prod")
     return Wiring(
         servicers=[
             (pay_pb2_grpc.add_PaymentServiceServicer_to_server, PaymentServicer(payments, faults)),

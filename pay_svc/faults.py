@@ -18,6 +18,10 @@ from servicekit.errors import DomainError, FailedPrecondition, InvalidArgument, 
 
 log = logging.getLogger(__name__)
 
+# Stalling the loop shows the liveness probe; longer than this only hurts.
+MAX_STALL_MS = 5000
+MAX_DELAY_MS = 10000
+
 
 class InjectedFault(DomainError):
     def __init__(self, code_number: int) -> None:
@@ -50,12 +54,18 @@ class FaultInjector(faults_pb2_grpc.FaultInjectionServicer):
         self, request: faults_pb2.Faults, context: grpc.aio.ServicerContext
     ) -> faults_pb2.Faults:
         if not self.enabled:
-            raise FailedPrecondition("fault injection is off in the prod profile")
+            raise FailedPrecondition(
+                "fault injection is off (FAULT_INJECTION=on enables it, never in prod)"
+            )
         if (
-            not 0 <= request.delay_min_ms <= request.delay_max_ms
+            not 0 <= request.delay_min_ms <= request.delay_max_ms <= MAX_DELAY_MS
             or not 0 <= request.error_rate <= 1
+            or not 0 <= request.stall_loop_ms <= MAX_STALL_MS
         ):
-            raise InvalidArgument("need 0 <= delay_min_ms <= delay_max_ms and 0 <= error_rate <= 1")
+            raise InvalidArgument(
+                f"need 0 <= delay_min_ms <= delay_max_ms <= {MAX_DELAY_MS},"
+                f" 0 <= error_rate <= 1 and 0 <= stall_loop_ms <= {MAX_STALL_MS}"
+            )
         self.faults = request
         log.warning("faults now: %s", request or "none")
         return request

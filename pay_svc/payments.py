@@ -13,7 +13,8 @@ from pay_svc.domain import APPROVED, CANCELED, PAYMENTS, VOIDED
 from pay_svc.models import Payment
 from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
-from servicekit.errors import FailedPrecondition, InvalidArgument
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+from servicekit.identity import Caller
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
@@ -83,11 +84,16 @@ class Payments:
                 payment.order_id,
             )
 
-    async def get(self, payment_id: str) -> Payment:
-        return await self.db.run(find_payment, payment_id)
+    async def get(self, payment_id: str, who: Caller) -> Payment:
+        return await self.db.run(find_payment, payment_id, who)
 
-    async def list_page(self, order_id: str, page_size: int, page_token: str) -> tuple[list, str]:
+    async def list_page(
+        self, customer_id: str, order_id: str, page_size: int, page_token: str
+    ) -> tuple[list, str]:
+        """A page of payments, newest first; customer_id "" lists everyone's."""
         query = Payment.select().order_by(Payment.created.desc(), Payment.id)
+        if customer_id:
+            query = query.where(Payment.customer_id == customer_id)
         if order_id:
             query = query.where(Payment.order_id == order_id)
         return await self.db.run(lambda: page(query, page_size, page_token))
@@ -126,8 +132,13 @@ class Payments:
         )
 
 
-def find_payment(payment_id: str) -> Payment:
-    return one(Payment, Payment.id == payment_id, f"payment {payment_id!r} not found")
+def find_payment(payment_id: str, who: Caller | None = None) -> Payment:
+    """The payment; NOT_FOUND too when it is not who's to see, so ids do not leak."""
+    missing = f"payment {payment_id!r} not found"
+    payment = one(Payment, Payment.id == payment_id, missing)
+    if who is not None and not who.owns(payment.customer_id):
+        raise NotFound(missing)
+    return payment
 
 
 def to_proto(payment: Payment) -> pay_pb2.Payment:

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from servicekit.logs import order_id_var
 from servicekit.transient import is_transient
@@ -22,6 +24,14 @@ class DomainError(Exception):
 
 class InvalidArgument(DomainError):
     code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class NotFound(DomainError):
@@ -58,6 +68,7 @@ def rpc(method: Method[Response]) -> Method[Response]:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
         order_id_var.set("")
         try:
+            check_strings(request)
             return await method(self, request, context)
         except DomainError as error:
             await context.abort(error.code, str(error))
@@ -78,3 +89,25 @@ def rpc(method: Method[Response]) -> Method[Response]:
         raise AssertionError("abort() raises")  # keeps type checkers informed
 
     return wrapper
+
+
+# Longer than any identifier or reason the API keeps; a database column must never be what
+# refuses a string.
+MAX_STRING = 1000
+# C0 controls and DEL; tab and newlines are fine in free text (a cancel reason).
+_CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {chr(127)}
+
+
+def check_strings(message: Message) -> None:
+    """INVALID_ARGUMENT for a string field of message (nested ones too) that is too long or
+    has control characters: checked before any database sees it (PostgreSQL refuses NUL)."""
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in value if field.is_repeated else [value]:
+                check_strings(item)
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            for text in value if field.is_repeated else [value]:
+                if len(text) > MAX_STRING:
+                    raise InvalidArgument(f"{field.name} is longer than {MAX_STRING} characters")
+                if not _CONTROL.isdisjoint(text):
+                    raise InvalidArgument(f"{field.name} has control characters")

@@ -11,6 +11,8 @@ from servicekit.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Further than any list goes; a tampered token asking for more is invalid, not an overflow.
+MAX_OFFSET = 10_000_000
 
 
 def page(query: peewee.Query, page_size: int, page_token: str) -> tuple[list, str]:
@@ -33,8 +35,8 @@ def _decode(token: str) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(token.encode()).decode()
-        offset = int(text[1:]) if text.startswith("o") else -1
-        if offset < 0:
+        offset = int(text[1:]) if text.startswith("o") and text[1:].isdigit() else -1
+        if not 0 <= offset <= MAX_OFFSET:
             raise ValueError(text)
         return offset
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -78,7 +78,10 @@ Wire = Callable[[Runtime], Wiring]
 
 def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) -> None:
     """Entry point of `python -m <service>`."""
-    settings = Settings.from_env(spec.name, spec.default_port)
+    try:
+        settings = Settings.from_env(spec.name, spec.default_port)
+    except ValueError as error:
+        sys.exit(f"{spec.name}: {error}")
     logs.configure(spec.name, settings.log_level)
     sys.exit(uvloop.run(Service(spec, settings, models, wire).run()))
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+PROFILES = ("dev", "prod")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Settings:
     log_level: str
     # "dev" or "prod"; prod refuses development switches such as faults.
     profile: str
+    # Development fault injection (pay): off unless FAULT_INJECTION=on, never in prod.
+    fault_injection: bool
 
     @classmethod
     def from_env(
@@ -43,7 +46,9 @@ class Settings:
         return cls(
             service=service,
             grpc_port=int(environ.get("GRPC_PORT", default_port)),
-            grpc_bind=environ.get("GRPC_BIND", "0.0.0.0"),
+            # Loopback unless told otherwise: locally only Envoy may reach a service
+            # (a pod sets 0.0.0.0, and NetworkPolicies admit only the gateway).
+            grpc_bind=environ.get("GRPC_BIND", "127.0.0.1"),
             database_url=environ.get("DATABASE_URL", f"sqlite:///var/{service}.db"),
             amqp_url=environ.get("AMQP_URL", DEFAULT_AMQP_URL),
             exchange=environ.get("EVENT_EXCHANGE", "bread.events"),
@@ -53,9 +58,17 @@ class Settings:
             dependency_grace_seconds=float(environ.get("DEPENDENCY_GRACE_SECONDS", "10")),
             stuck_task_seconds=float(environ.get("STUCK_TASK_SECONDS", "60")),
             log_level=environ.get("LOG_LEVEL", "INFO"),
-            profile=environ.get("PROFILE", "dev"),
+            profile=_profile(environ.get("PROFILE", "dev")),
+            fault_injection=environ.get("FAULT_INJECTION", "off") == "on",
         )
 
     @property
     def queue(self) -> str:
         return f"{self.queue_prefix}.{self.service}"
+
+
+def _profile(value: str) -> str:
+    if value not in PROFILES:
+        # A typo must not quietly run production with development switches.
+        raise ValueError(f"PROFILE must be one of {', '.join(PROFILES)}, not {value!r}")
+    return value

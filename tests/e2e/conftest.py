@@ -14,5 +14,5 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BreadSystem]:
 
 @pytest.fixture(scope="module")
 def http(system: BreadSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.http, timeout=5) as client:
+    with system.client(timeout=5) as client:
         yield client

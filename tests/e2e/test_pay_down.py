@@ -7,7 +7,6 @@ import re
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.support.polling import wait_for
@@ -21,7 +20,7 @@ def system(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
 
 
 def test_pay_down_fails_fast_and_recovers(system: BreadSystem) -> None:
-    with httpx.Client(base_url=system.http, timeout=5) as http:
+    with system.client(timeout=5) as http:
         order = {"item": "cake", "qty": 1, "customerId": "down"}
         assert http.post("/orders", json=order).status_code == 200
 

@@ -19,7 +19,7 @@ def bread(
     tmp = tmp_path_factory.mktemp(request.param)
     with (
         running_system(tmp, profile=request.param) as system,
-        httpx.Client(base_url=system.http, timeout=5) as client,
+        system.client(timeout=5) as client,
     ):
         yield client
 

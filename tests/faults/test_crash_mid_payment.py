@@ -9,7 +9,6 @@ import sqlite3
 import threading
 
 import grpc
-import httpx
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
@@ -42,7 +41,7 @@ def test_order_killed_mid_payment_is_failed_and_never_charged(tmp_path: pathlib.
         caller.join()
         system.restart("order")
 
-        with httpx.Client(base_url=system.http, timeout=5) as http:
+        with system.client(timeout=5) as http:
 
             def failed_order() -> dict | None:
                 order = http.get(f"/orders/{order_id}").json()

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 
 import aio_pika
-import httpx
 import pytest
 
 from bread.events.v1 import events_pb2
@@ -79,7 +78,7 @@ def test_redriven_event_is_applied_once(system: BreadSystem) -> None:
     event_id, order_id, marker = str(uuid.uuid4()), f"dlq-{uuid.uuid4()}", f"dlq-{uuid.uuid4()}"
     bakery_dead_letter(system, event_id, order_id, "cake")
     assert asyncio.run(redrive(DEFAULT_AMQP_URL, system.queue_prefix, [event_id])) == 1
-    with httpx.Client(base_url=system.http, timeout=5) as http:
+    with system.client(timeout=5) as http:
         wait_for(
             lambda: http.get(f"/bakeries/{order_id}").status_code == 200,
             timeout=20,

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 
 import aio_pika
 import grpc
-import httpx
 import pytest
 
 from bread.order.v1 import order_pb2, order_pb2_grpc
@@ -52,7 +51,7 @@ async def place_burst(system: BreadSystem, at_fraction: dict[float, Callable[[],
                 request = order_pb2.PlaceOrderRequest(item="cake", qty=1, customer_id="burst")
                 # Order down or its call cut: the order is FAILED or was never stored.
                 with contextlib.suppress(grpc.aio.AioRpcError):
-                    await stub.PlaceOrder(request, timeout=5)
+                    await stub.PlaceOrder(request, timeout=5, metadata=system.metadata())
                 placed += 1
                 while pending and placed >= next(iter(pending)) * BURST:
                     fault = pending.pop(next(iter(pending)))
@@ -80,7 +79,7 @@ def finish_orders(system: BreadSystem) -> dict[str, str]:
     ]
 
     def drive(chunk: list[tuple[int, str]]) -> None:
-        with httpx.Client(base_url=system.http, timeout=10) as http:
+        with system.client(timeout=10) as http:
             for n, oid in chunk:
                 calls, end = endings[n % len(endings)]
                 for call in calls:
@@ -255,7 +254,7 @@ def test_poison_message_is_dead_lettered_and_consumer_goes_on(system: BreadSyste
     assert dead.message_id == "poison-1"
     assert "Error" in str((dead.headers or {}).get("x-error"))
     # The consumer carried on: a real order still reaches the bakery.
-    with httpx.Client(base_url=system.http, timeout=5) as http:
+    with system.client(timeout=5) as http:
         oid = http.post("/orders", json={"item": "cake", "qty": 1, "customerId": "p"}).json()["id"]
         wait_for(
             lambda: http.get(f"/bakeries/{oid}").status_code == 200, what="ticket after poison"

@@ -36,6 +36,7 @@ def roll_order_under_load(system: BreadSystem, load_seconds: float) -> tuple[Loa
                     concurrency=30,
                     duration=load_seconds,
                     timeout=10,
+                    token=system.token(),
                 )
             )
         )

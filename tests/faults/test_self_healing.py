@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 
 import aio_pika
 import grpc
-import httpx
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
@@ -89,7 +88,7 @@ def test_broker_lost_keeps_readiness_and_events_resume(tmp_path: pathlib.Path) -
                 timeout=10,
                 what="order reporting its broker lost",
             )
-            with httpx.Client(base_url=system.http, timeout=5) as http:
+            with system.client(timeout=5) as http:
                 placed = http.post("/orders", json={"item": "cake", "qty": 1, "customerId": "b"})
                 assert placed.status_code == 200, placed.text
                 oid = placed.json()["id"]

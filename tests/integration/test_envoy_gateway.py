@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,12 +29,20 @@ from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
 from ops.envoy_config import REPO_ROOT, EnvoyTopology, envoy_binary, render
+from ops.tokens import DevIssuer
 from tests.support.envoy import EnvoyProcess, start_envoy
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
 JSON = {"content-type": "application/json"}
+# The edge verifies tokens against this issuer's JWKS: an operator may call everything.
+ISSUER = DevIssuer(Path(tempfile.mkdtemp(prefix="bread-keys-"))).ensure_keys()
+AUTH = {"authorization": f"Bearer {ISSUER.token('tester', 'operator')}"}
+CALLER = tuple(AUTH.items())
+GRPCURL_AUTH = f"authorization: {AUTH['authorization']}"
+ORDER = "bread.order.v1.Order"
+PAGE_ORIGIN = "http://localhost:5173"
 
 
 def dead_upstreams() -> dict[str, list[tuple[str, int]]]:
@@ -43,7 +52,15 @@ def dead_upstreams() -> dict[str, list[tuple[str, int]]]:
 
 def local_topology(**changes: object) -> EnvoyTopology:
     """Port 0: Envoy picks free ports, start_envoy reads them back."""
-    topology = EnvoyTopology(edge_port=0, mesh_port=0, admin_port=0, listen_address="127.0.0.1")
+    topology = EnvoyTopology(
+        edge_port=0,
+        mesh_port=0,
+        admin_port=0,
+        listen_address="127.0.0.1",
+        jwks_path=ISSUER.jwks_path,
+        cors_origins=(PAGE_ORIGIN,),
+        rate_limit=0,
+    )
     return replace(topology, upstreams=dead_upstreams(), **changes)  # type: ignore[arg-type]
 
 
@@ -140,16 +157,18 @@ def dead_envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvoyProces
 
 def test_json_request_to_a_down_service_is_503_json_at_once(dead_envoy: EnvoyProcess) -> None:
     started = time.monotonic()
-    response = httpx.get(f"{dead_envoy.edge_url}/orders/x", timeout=5)
+    response = httpx.get(f"{dead_envoy.edge_url}/orders/x", headers=AUTH, timeout=5)
     assert time.monotonic() - started < 1.0
     body = assert_json_error(response, 503, 14)
     assert body["message"] == "no healthy upstream"
 
 
 def test_path_of_no_rpc_is_404_json(dead_envoy: EnvoyProcess) -> None:
-    assert_json_error(httpx.get(f"{dead_envoy.edge_url}/nope", timeout=5), 404, 5)
+    assert_json_error(httpx.get(f"{dead_envoy.edge_url}/nope", headers=AUTH, timeout=5), 404, 5)
     # Not even a service's gRPC path as plain HTTP: nothing but gRPC and JSON reaches a service.
-    response = httpx.get(f"{dead_envoy.edge_url}/bread.order.v1.OrderService/GetOrder", timeout=5)
+    response = httpx.get(
+        f"{dead_envoy.edge_url}/bread.order.v1.OrderService/GetOrder", headers=AUTH, timeout=5
+    )
     assert_json_error(response, 404, 5)
 
 
@@ -157,16 +176,20 @@ def test_transcoder_parse_error_is_400_json(dead_envoy: EnvoyProcess) -> None:
     # Rejected by the transcoder while reading the body, before the router looks for a host:
     # a 400 even though order is down.
     response = httpx.post(
-        f"{dead_envoy.edge_url}/orders", json={"item": "cake", "qty": "abc"}, timeout=5
+        f"{dead_envoy.edge_url}/orders", json={"item": "cake", "qty": "abc"}, headers=AUTH
     )
     body = assert_json_error(response, 400, 3)
     assert "qty" in str(body["message"])
-    response = httpx.post(f"{dead_envoy.edge_url}/orders", content=b"{not json", headers=JSON)
+    response = httpx.post(
+        f"{dead_envoy.edge_url}/orders", content=b"{not json", headers={**JSON, **AUTH}
+    )
     assert_json_error(response, 400, 3)
 
 
 def test_unknown_query_parameter_is_400_json(dead_envoy: EnvoyProcess) -> None:
-    response = httpx.get(f"{dead_envoy.edge_url}/orders", params={"customr": "c1"}, timeout=5)
+    response = httpx.get(
+        f"{dead_envoy.edge_url}/orders", params={"customr": "c1"}, headers=AUTH, timeout=5
+    )
     body = assert_json_error(response, 400, 3)
     assert "customr" in str(body["message"])
 
@@ -175,7 +198,7 @@ def test_grpc_call_to_a_down_service_is_unavailable(dead_envoy: EnvoyProcess) ->
     with grpc.insecure_channel(dead_envoy.edge_target) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
-            stub.GetOrder(order_pb2.GetOrderRequest(id="x"), timeout=5)
+            stub.GetOrder(order_pb2.GetOrderRequest(id="x"), timeout=5, metadata=CALLER)
     error = raised.value
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert error.details() == "no healthy upstream"  # not JSON
@@ -185,12 +208,12 @@ def test_grpc_health_is_not_exposed_at_the_edge(dead_envoy: EnvoyProcess) -> Non
     with grpc.insecure_channel(dead_envoy.edge_target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
-            stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            stub.Check(health_pb2.HealthCheckRequest(), timeout=5, metadata=CALLER)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_cors_for_the_web_page(dead_envoy: EnvoyProcess) -> None:
-    origin = {"origin": "http://localhost:5173"}
+    origin = {"origin": PAGE_ORIGIN}
     preflight = httpx.options(
         f"{dead_envoy.edge_url}/orders",
         headers={**origin, "access-control-request-method": "POST"},
@@ -204,6 +227,11 @@ def test_cors_for_the_web_page(dead_envoy: EnvoyProcess) -> None:
     assert response.status_code == 503
     assert response.headers["access-control-allow-origin"] == origin["origin"]
     assert "grpc-status" in response.headers["access-control-expose-headers"]
+    # Any other origin gets no CORS headers: a browser keeps its page from reading the answer.
+    elsewhere = httpx.get(
+        f"{dead_envoy.edge_url}/menu", headers={"origin": "https://evil.example"}, timeout=5
+    )
+    assert "access-control-allow-origin" not in elsewhere.headers
 
 
 def test_mesh_without_pay_fails_fast(dead_envoy: EnvoyProcess) -> None:
@@ -305,6 +333,7 @@ def test_transcoding_speaks_lower_camel_case_json(live_envoy: EnvoyProcess) -> N
     order = httpx.post(
         f"{live_envoy.edge_url}/orders",
         json={"item": "cake", "qty": 2, "customerId": "c1"},
+        headers=AUTH,
         timeout=5,
     ).json()
     assert order["customerId"] == "c1" and order["qty"] == 2
@@ -314,12 +343,14 @@ def test_transcoding_speaks_lower_camel_case_json(live_envoy: EnvoyProcess) -> N
 def test_grpc_and_reflection_pass_through_the_edge(live_envoy: EnvoyProcess) -> None:
     with grpc.insecure_channel(live_envoy.edge_target) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
-        order = stub.PlaceOrder(order_pb2.PlaceOrderRequest(item="cake", qty=2), timeout=5)
+        order = stub.PlaceOrder(
+            order_pb2.PlaceOrderRequest(item="cake", qty=2), timeout=5, metadata=CALLER
+        )
     assert order.qty == 2
     # The real grpcurl, as a user would run it (reflection is a stream: never buffered).
     grpcurl = str(Path(envoy_binary()).parent / "grpcurl")
     listed = subprocess.run(
-        [grpcurl, "-plaintext", live_envoy.edge_target, "list"],
+        [grpcurl, "-plaintext", "-H", GRPCURL_AUTH, live_envoy.edge_target, "list"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -327,7 +358,7 @@ def test_grpc_and_reflection_pass_through_the_edge(live_envoy: EnvoyProcess) -> 
     )
     assert "bread.pay.v1.PaymentService" in listed.stdout.split()
     described = subprocess.run(
-        [grpcurl, "-plaintext", live_envoy.edge_target, "describe", "bread.order.v1.Order"],
+        [grpcurl, "-plaintext", "-H", GRPCURL_AUTH, live_envoy.edge_target, "describe", ORDER],
         capture_output=True,
         text=True,
         timeout=20,
@@ -342,13 +373,17 @@ def test_edge_timeout_is_json_code_4_and_grpc_deadline_exceeded(
     servicer, _ = fake
     servicer.order_delay = 2.0  # past the 800 ms PlaceOrder backstop of this topology
     started = time.monotonic()
-    response = httpx.post(f"{live_envoy.edge_url}/orders", json={"item": "cake", "qty": 1})
+    response = httpx.post(
+        f"{live_envoy.edge_url}/orders", json={"item": "cake", "qty": 1}, headers=AUTH
+    )
     assert 0.7 < time.monotonic() - started < 1.5
     assert_json_error(response, 504, 4)
     with grpc.insecure_channel(live_envoy.edge_target) as channel:
         stub = order_pb2_grpc.OrderServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
-            stub.PlaceOrder(order_pb2.PlaceOrderRequest(item="cake", qty=1), timeout=5)
+            stub.PlaceOrder(
+                order_pb2.PlaceOrderRequest(item="cake", qty=1), timeout=5, metadata=CALLER
+            )
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 

@@ -1,4 +1,5 @@
-"""Fault injection is a development switch: on at run time in dev, refused in prod."""
+"""Fault injection is a development switch: only when FAULT_INJECTION=on, never in prod,
+bounded; an unknown PROFILE stops a service at start-up."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from tests.support.processes import ServiceProcess
 from tests.support.system import delete_broker_objects
 
 
-@pytest.mark.parametrize(("profile", "allowed"), [("dev", True), ("prod", False)])
-def test_fault_switch_by_profile(tmp_path: pathlib.Path, profile: str, allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("profile", "switch", "allowed"),
+    [("dev", "on", True), ("dev", "off", False), ("prod", "on", False)],
+)
+def test_fault_switch_by_profile(
+    tmp_path: pathlib.Path, profile: str, switch: str, allowed: bool
+) -> None:
     names = f"bread-test-faults-{uuid.uuid4().hex[:8]}"
     env = {
         "PROFILE": profile,
+        "FAULT_INJECTION": switch,
         "DATABASE_URL": f"sqlite:///{tmp_path}/pay.db",
         "EVENT_EXCHANGE": names,
         "QUEUE_PREFIX": names,
@@ -40,14 +47,23 @@ def test_fault_switch_by_profile(tmp_path: pathlib.Path, profile: str, allowed: 
                 assert faults.GetFaults(faults_pb2.GetFaultsRequest(), timeout=5) == (
                     faults_pb2.Faults()
                 )
-            with pytest.raises(grpc.RpcError) as invalid:
-                faults.SetFaults(faults_pb2.Faults(delay_min_ms=5, delay_max_ms=1), timeout=5)
             expected = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if allowed
-                else (grpc.StatusCode.FAILED_PRECONDITION)
+                grpc.StatusCode.INVALID_ARGUMENT if allowed else grpc.StatusCode.FAILED_PRECONDITION
             )
-            assert invalid.value.code() == expected
+            for invalid in (
+                faults_pb2.Faults(delay_min_ms=5, delay_max_ms=1),
+                faults_pb2.Faults(stall_loop_ms=60_000),  # a stall is bounded to a few seconds
+            ):
+                with pytest.raises(grpc.RpcError) as refused:
+                    faults.SetFaults(invalid, timeout=5)
+                assert refused.value.code() == expected
     finally:
         pay.kill()
         delete_broker_objects(names, names)
+
+
+def test_unknown_profile_is_refused_at_start_up(tmp_path: pathlib.Path) -> None:
+    env = {"PROFILE": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/pay.db"}
+    pay = ServiceProcess("pay", free_port(), env, tmp_path).start()
+    assert pay.process is not None and pay.process.wait(30) != 0
+    assert "PROFILE must be one of dev, prod" in pay.log_tail()

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.mark.parametrize("scenario", ["failing-pay", "hung-pay"])
 def test_ejected_pay_fails_orders_fast(system: BreadSystem, scenario: str) -> None:
     set_faults(system, SCENARIOS[scenario].faults)
-    load = LoadConfig(target=system.gateway, protocol="http", customer_id=scenario)
+    load = LoadConfig(
+        target=system.gateway, protocol="http", customer_id=scenario, token=system.token()
+    )
 
     # Over the threshold: 10 orders at once. Failing: pay answers UNAVAILABLE (5 in a row
     # eject). Hung: each call is cut at 610 ms (most calls timing out eject at the next sweep).

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from bench.invariants import wait_settled
@@ -27,7 +26,7 @@ def test_orders_succeed_again_once_the_ejection_ends(system: BreadSystem) -> Non
     assert pay is not None
     set_faults(system, SCENARIOS["recovery"].faults)
     codes: list[int] = []
-    with httpx.Client(base_url=system.http, timeout=5) as http:
+    with system.client(timeout=5) as http:
 
         def place() -> int:
             codes.append(http.post("/orders", json=ORDER).status_code)

@@ -30,6 +30,7 @@ def test_slow_pay_seed_scenario(system: BreadSystem) -> None:
             concurrency=100,
             duration=5.0,
             customer_id="slow",
+            token=system.token(),
         )
     )
     print(result.summary("slow pay"))

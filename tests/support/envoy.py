@@ -53,7 +53,8 @@ class EnvoyProcess:
 
     @property
     def mesh_target(self) -> str:
-        return f"{self.host}:{self.mesh_port}"
+        address = self.topology.mesh_address
+        return f"{'127.0.0.1' if address in ('0.0.0.0', '::') else address}:{self.mesh_port}"
 
     @property
     def admin_url(self) -> str:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import grpc
@@ -22,6 +23,7 @@ from ops.databases import drop_database, ensure_database
 from ops.envoy_config import EnvoyTopology
 from ops.profiles import SERVICES, database_urls
 from ops.rollout import envoy_routes_to
+from ops.tokens import DevIssuer
 from servicekit.events import Topology
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.envoy import EnvoyProcess, start_envoy
@@ -44,6 +46,8 @@ class BreadSystem:
     replica_processes: dict[str, dict[int, ServiceProcess]] = field(default_factory=dict)
     slots: dict[str, list[int]] = field(default_factory=dict)
     envoy: EnvoyProcess | None = None
+    # The edge's per-caller rate limit; off unless a test is about it.
+    rate_limit: int = 0
 
     @property
     def exchange(self) -> str:
@@ -66,6 +70,28 @@ class BreadSystem:
     def http(self) -> str:
         return f"http://{self.gateway}"
 
+    @property
+    def issuer(self) -> DevIssuer:
+        """Signs this system's tokens; its JWKS is what the edge verifies them with."""
+        return DevIssuer(self.tmp / "keys")
+
+    def token(self, role: str = "operator", subject: str = "tester") -> str:
+        return self.issuer.token(subject, role)
+
+    def auth(self, role: str = "operator", subject: str = "tester") -> dict[str, str]:
+        """HTTP headers of a signed-in caller (an operator may do everything)."""
+        return {"authorization": f"Bearer {self.token(role, subject)}"}
+
+    def metadata(self, role: str = "operator", subject: str = "tester") -> tuple[tuple[str, str]]:
+        """gRPC metadata of a signed-in caller."""
+        return (("authorization", f"Bearer {self.token(role, subject)}"),)
+
+    def client(
+        self, role: str = "operator", subject: str = "tester", timeout: float = 5
+    ) -> httpx.Client:
+        """An HTTP client of the edge, signed in."""
+        return httpx.Client(base_url=self.http, headers=self.auth(role, subject), timeout=timeout)
+
     def env(self, name: str) -> dict[str, str]:
         assert self.envoy is not None
         return {
@@ -74,6 +100,7 @@ class BreadSystem:
             "EVENT_EXCHANGE": self.exchange,
             "QUEUE_PREFIX": self.queue_prefix,
             "PAY_TARGET": self.envoy.mesh_target,
+            "FAULT_INJECTION": "on",
             "DRAIN_SECONDS": "0.5",
             "STOP_GRACE_SECONDS": "5",
             **self.extra_env.get(name, {}),
@@ -95,6 +122,8 @@ class BreadSystem:
                 mesh_port=0,
                 admin_port=0,
                 listen_address="127.0.0.1",
+                jwks_path=self.issuer.ensure_keys().jwks_path,
+                rate_limit=self.rate_limit,
                 upstreams={
                     name: [("127.0.0.1", port) for port in ports]
                     for name, ports in self.slots.items()
@@ -115,7 +144,7 @@ class BreadSystem:
     def wait_gateway_ready(self, timeout: float = 20.0) -> None:
         """Until Envoy's health checks have found every service."""
         probes = ["/menu", "/payments", "/bakeries", "/mypages"]
-        with httpx.Client(base_url=self.http, timeout=2) as client:
+        with self.client(timeout=2) as client:
             for path in probes:
                 wait_for(
                     lambda p=path: client.get(p).status_code == 200,  # type: ignore[misc]
@@ -137,8 +166,12 @@ class BreadSystem:
         wait_for(lambda: envoy_routes_to(admin, port), timeout=15, what=f"Envoy routing to {name}")
         return self.services[name]
 
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.gateway)
+    def channel(self, role: str = "operator", subject: str = "tester") -> grpc.Channel:
+        """A gRPC channel to the edge whose calls are signed in."""
+        credentials = self.metadata(role, subject)
+        return grpc.intercept_channel(
+            grpc.insecure_channel(self.gateway), _WithMetadata(credentials)
+        )
 
     def stop(self) -> None:
         for replicas in self.replica_processes.values():
@@ -198,3 +231,14 @@ def running_system(tmp: pathlib.Path, **options: object) -> Iterator[BreadSystem
         yield system.start()
     finally:
         system.stop()
+
+
+class _WithMetadata(grpc.UnaryUnaryClientInterceptor):
+    """Adds fixed metadata (the caller's token) to every unary call."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        details = details._replace(metadata=(*(details.metadata or ()), *self.metadata))
+        return continuation(details, request)

@@ -1,3 +1,5 @@
+import base64
+
 import peewee
 import pytest
 
@@ -42,3 +44,10 @@ def test_bad_tokens_and_sizes_are_invalid(token: str) -> None:
         page(Row.select(), 10, token)
     with pytest.raises(InvalidArgument):
         page(Row.select(), -1, "")
+
+
+@pytest.mark.parametrize("offset", ["-1", "99999999999999999999", "1e3", " 5"])
+def test_tampered_offsets_are_invalid_not_overflows(offset: str) -> None:
+    token = base64.urlsafe_b64encode(f"o{offset}".encode()).decode()
+    with pytest.raises(InvalidArgument):
+        page(Row.select(), 10, token)

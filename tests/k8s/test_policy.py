@@ -52,7 +52,8 @@ def test_every_container_has_requests_limits_and_probes(manifests: Manifests) ->
 
 
 def test_every_container_runs_unprivileged_on_a_read_only_root(manifests: Manifests) -> None:
-    """The restricted Pod Security Standard, plus a read-only root filesystem."""
+    """Beyond the restricted profile (test_pod_security.py): a read-only root filesystem and
+    no service account token."""
     for workload in manifests.workloads():
         pod = pod_spec(workload).get("securityContext", {})
         assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name_of(workload)

@@ -11,6 +11,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
 
 from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
@@ -362,6 +363,38 @@ def test_everything_a_workload_reads_is_defined(manifests: Manifests) -> None:
                     assert item["key"] in data
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims
+
+
+def test_every_service_accepts_its_settings_and_listens_in_the_pod(manifests: Manifests) -> None:
+    """An unknown PROFILE stops a service at start-up; the overlay's name is its profile. The
+    default bind is loopback, which the kubelet's probes and the gateway could not reach."""
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        settings = Settings.from_env(service, spec_of(service).default_port, env)
+        assert settings.profile == manifests.overlay, service
+        assert settings.grpc_bind == "0.0.0.0", service
+
+
+def test_prod_has_no_fault_injection(prod: Manifests) -> None:
+    """Not set anywhere in what prod applies (a ConfigMap or Secret key, an env var, a
+    command), and every container that runs a service is in the prod profile, in which pay
+    injects no faults even if FAULT_INJECTION appeared (pay_svc/__main__.py)."""
+    rendered = yaml.safe_dump_all(prod.objects)
+    assert "FAULT_INJECTION" not in rendered
+    running = set()
+    for workload in prod.workloads():
+        for container in containers(workload, init=True):
+            service = _bread_service(container)
+            if service is None:
+                continue
+            running.add(service)
+            env = prod.container_env(workload, container)
+            assert env["PROFILE"] == "prod", service
+            settings = Settings.from_env(service, spec_of(service).default_port, env)
+            assert not settings.fault_injection, service
+    assert running == set(SERVICES)
 
 
 def test_secret_values_are_set(manifests: Manifests) -> None:

@@ -1,8 +1,11 @@
 """Render the kustomize overlays and answer questions about the objects.
 
-Rendering uses the kubectl from requirements-dev.txt (`kubectl kustomize`), offline. The prod
-overlay reads its credentials from an uncommitted credentials.env: it is rendered from a copy
-of k8s/ with the committed example in its place.
+Rendering uses the kubectl from requirements-dev.txt (`kubectl kustomize`), offline, on the
+kustomization `make k8s-render` writes (ops.k8s_build), from a copy of k8s/:
+- the prod overlay reads its credentials and its JWKS from uncommitted files (credentials.env,
+  jwks.json): the committed examples take their place;
+- the dev overlay gets its JWKS Secret from the development key, as with make: a throwaway key
+  made for the run stands in for the one under var/keys.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-import yaml  # no types-PyYAML in requirements-dev.txt
+import yaml
+
+from ops import k8s_build
+from ops.tokens import DevIssuer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -31,22 +37,30 @@ Obj = dict[str, Any]
 
 
 @cache
-def render(overlay: str) -> tuple[Obj, ...]:
+def render(overlay: str) -> tuple[tuple[Obj, ...], str | None]:
+    """The overlay's objects, and the JWKS the build added (None: the overlay has its own)."""
     with tempfile.TemporaryDirectory() as tmp:
         k8s = pathlib.Path(tmp) / "k8s"
         shutil.copytree(K8S, k8s)
-        credentials = k8s / "overlays" / overlay / "credentials.env"
-        if not credentials.exists():
-            shutil.copy(credentials.with_name("credentials.env.example"), credentials)
+        directory = k8s / "overlays" / overlay
+        for example in directory.glob("*.example"):
+            if not example.with_suffix("").exists():
+                shutil.copy(example, example.with_suffix(""))
+        jwks = None
+        if overlay in k8s_build.DEV_KEY_OVERLAYS:
+            jwks = DevIssuer(pathlib.Path(tmp) / "keys").ensure_keys().jwks_path
+        out = pathlib.Path(tmp) / "build" / overlay
+        k8s_build.write(directory, out, "bread:dev", jwks)
         result = subprocess.run(
-            [KUBECTL, "kustomize", str(k8s / "overlays" / overlay)],
+            [KUBECTL, "kustomize", str(out)],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
+        jwks_text = jwks.read_text() if jwks else None
     assert result.returncode == 0, result.stderr
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc), jwks_text
 
 
 class Manifests:
@@ -54,7 +68,7 @@ class Manifests:
 
     def __init__(self, overlay: str) -> None:
         self.overlay = overlay
-        self.objects = render(overlay)
+        self.objects, self.build_jwks = render(overlay)
 
     def all(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o["kind"] == kind]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
 
 from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
@@ -24,6 +24,7 @@ from tests.k8s.manifests import (
     matches,
     pod_spec,
 )
+from tests.k8s.network import OUTSIDE, Pod, Port, Source, allowed
 
 
 def spec_of(service: str) -> ServiceSpec:
@@ -52,7 +53,8 @@ def test_every_container_has_requests_limits_and_probes(manifests: Manifests) ->
 
 
 def test_every_container_runs_unprivileged_on_a_read_only_root(manifests: Manifests) -> None:
-    """The restricted Pod Security Standard, plus a read-only root filesystem."""
+    """Beyond the restricted profile (test_pod_security.py): a read-only root filesystem and
+    no service account token."""
     for workload in manifests.workloads():
         pod = pod_spec(workload).get("securityContext", {})
         assert pod.get("seccompProfile") == {"type": "RuntimeDefault"}, name_of(workload)
@@ -363,6 +365,38 @@ def test_everything_a_workload_reads_is_defined(manifests: Manifests) -> None:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims
 
 
+def test_every_service_accepts_its_settings_and_listens_in_the_pod(manifests: Manifests) -> None:
+    """An unknown PROFILE stops a service at start-up; the overlay's name is its profile. The
+    default bind is loopback, which the kubelet's probes and the gateway could not reach."""
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        settings = Settings.from_env(service, spec_of(service).default_port, env)
+        assert settings.profile == manifests.overlay, service
+        assert settings.grpc_bind == "0.0.0.0", service
+
+
+def test_prod_has_no_fault_injection(prod: Manifests) -> None:
+    """Not set anywhere in what prod applies (a ConfigMap or Secret key, an env var, a
+    command), and every container that runs a service is in the prod profile, in which pay
+    injects no faults even if FAULT_INJECTION appeared (pay_svc/__main__.py)."""
+    rendered = yaml.safe_dump_all(prod.objects)
+    assert "FAULT_INJECTION" not in rendered
+    running = set()
+    for workload in prod.workloads():
+        for container in containers(workload, init=True):
+            service = _bread_service(container)
+            if service is None:
+                continue
+            running.add(service)
+            env = prod.container_env(workload, container)
+            assert env["PROFILE"] == "prod", service
+            settings = Settings.from_env(service, spec_of(service).default_port, env)
+            assert not settings.fault_injection, service
+    assert running == set(SERVICES)
+
+
 def test_secret_values_are_set(manifests: Manifests) -> None:
     for secret in manifests.all("Secret"):
         for key, value in manifests.secret_data(secret["metadata"]["name"]).items():
@@ -408,63 +442,51 @@ ALLOWED = {
 OPEN = {("gateway", "edge")}
 
 
+# Sources that are no pod of the namespace: a client outside the cluster's pods, and pods of
+# another namespace, one of them with the labels of each workload here (a look-alike order
+# elsewhere must not reach the mesh listener).
+def _strangers(manifests: Manifests) -> dict[str, Source]:
+    strangers: dict[str, Source] = {"outside the cluster": OUTSIDE}
+    for workload, labels in manifests.pod_labels():
+        name = workload["metadata"]["name"]
+        strangers[f"{name} of another namespace"] = Pod("elsewhere", labels)
+    return strangers
+
+
 def test_network_policies_allow_exactly_the_intended_paths(manifests: Manifests) -> None:
-    pods = {w["metadata"]["name"]: w for w in manifests.workloads()}
+    pods = {w["metadata"]["name"]: pod_of(manifests, w) for w in manifests.workloads()}
+    sources: dict[str, Source] = {**pods, **_strangers(manifests)}
     policies = manifests.all("NetworkPolicy")
-    for source in pods:
-        for target, workload in pods.items():
+    for source_name, source in sources.items():
+        for workload in manifests.workloads():
+            target = workload["metadata"]["name"]
             for container in containers(workload):
                 for port in container.get("ports", []):
-                    allowed = _allowed(policies, pods[source], workload, port)
-                    expected = (source, target, port["name"]) in ALLOWED or (
+                    admitted = allowed(policies, source, pods[target], Port.of(port))
+                    expected = (source_name, target, port["name"]) in ALLOWED or (
                         (target, port["name"]) in OPEN
                     )
-                    assert allowed == expected, f"{source} -> {target}:{port['name']}"
+                    assert admitted == expected, f"{source_name} -> {target}:{port['name']}"
 
 
 def test_gateway_edge_is_open_to_clients(manifests: Manifests) -> None:
     gateway = manifests.get("Deployment", "gateway")
     (envoy,) = containers(gateway)
-    edge = next(p for p in envoy["ports"] if p["name"] == "edge")
-    outsider: Obj = {"spec": {"template": {"metadata": {"labels": {"app": "client"}}}}}
-    assert _allowed(manifests.all("NetworkPolicy"), outsider, gateway, edge)
-    mesh = next(p for p in envoy["ports"] if p["name"] == "mesh")
-    assert not _allowed(manifests.all("NetworkPolicy"), outsider, gateway, mesh)
+    ports = {p["name"]: Port.of(p) for p in envoy["ports"]}
+    policies = manifests.all("NetworkPolicy")
+    for name, stranger in _strangers(manifests).items():
+        assert allowed(policies, stranger, pod_of(manifests, gateway), ports["edge"]), name
+        assert not allowed(policies, stranger, pod_of(manifests, gateway), ports["mesh"]), name
 
 
-def _allowed(policies: list[Obj], source: Obj, target: Obj, port: dict[str, Any]) -> bool:
-    """Kubernetes NetworkPolicy ingress semantics, for pods of one namespace."""
-    source_labels = source["spec"]["template"]["metadata"]["labels"]
-    target_labels = target["spec"]["template"]["metadata"]["labels"]
-    selecting = [
-        p
-        for p in policies
-        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
-        and matches(p["spec"]["podSelector"].get("matchLabels", {}), target_labels)
-    ]
-    if not selecting:
-        return True
-    for policy in selecting:
-        for rule in policy["spec"].get("ingress", []):
-            peers = rule.get("from")
-            if peers is not None and not any(
-                "podSelector" in peer
-                and matches(peer["podSelector"].get("matchLabels", {}), source_labels)
-                for peer in peers
-            ):
-                continue
-            rule_ports = rule.get("ports")
-            if rule_ports is None or any(_port_matches(p, port) for p in rule_ports):
-                return True
-    return False
-
-
-def _port_matches(rule_port: dict[str, Any], port: dict[str, Any]) -> bool:
-    wanted = rule_port.get("port")
-    if isinstance(wanted, str):
-        return bool(wanted == port["name"])
-    end = rule_port.get("endPort", wanted)
-    return bool(wanted <= port["containerPort"] <= end)
+def pod_of(manifests: Manifests, workload: Obj) -> Pod:
+    """A workload's pods as policies see them: labels, namespace and the namespace's labels."""
+    namespace = manifests.get("Namespace", workload["metadata"]["namespace"])
+    return Pod(
+        namespace["metadata"]["name"],
+        workload["spec"]["template"]["metadata"]["labels"],
+        namespace["metadata"].get("labels", {}),
+    )
 
 
 def _pod_labels(manifests: Manifests, workload: str) -> dict[str, str]:

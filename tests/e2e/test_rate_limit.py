@@ -62,3 +62,17 @@ def test_anonymous_callers_are_limited_by_address(limited: BreadSystem) -> None:
     with httpx.Client(base_url=limited.http, timeout=5) as anonymous:
         statuses = flood(anonymous, "/menu", 120)
     assert statuses[429] > 0 and statuses[200] >= LIMIT, statuses
+
+
+def test_a_forged_subject_does_not_buy_fresh_buckets(limited: BreadSystem) -> None:
+    """An anonymous caller naming a new subject in the header the edge trusts on every
+    request still shares its address's bucket."""
+    counter = iter(range(10_000))
+
+    class Forging(httpx.Client):
+        def get(self, url: httpx.URL | str, **kwargs: object) -> httpx.Response:  # type: ignore[override]
+            return super().get(url, headers={"x-bread-subject": f"s{next(counter)}"})
+
+    with Forging(base_url=limited.http, timeout=5) as anonymous:
+        statuses = flood(anonymous, "/menu", 120)
+    assert statuses[429] > 0, statuses

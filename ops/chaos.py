@@ -41,10 +41,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
+import grpc
 import httpx
 
 from bench.load import LoadConfig, LoadResult
 from bench.load import run as run_load
+from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from ops.audit import Expectations, Report, audit, is_ready, read_snapshot
 from ops.faults import (
     BROKER,
@@ -91,16 +93,21 @@ def connection_names(target: Target) -> list[str]:
     return [f"{target.queue_prefix}.{name}" for name in SERVICES]
 
 
-def routed_ports(admin_url: str) -> dict[int, bool]:
-    """Per upstream port: whether every Envoy cluster listing it finds it healthy."""
+def health_flags(admin_url: str) -> dict[int, set[str]]:
+    """Per upstream port: Envoy's health flags for it over every cluster that lists it
+    ("healthy", "/failed_active_hc", "/failed_outlier_check", ...)."""
     text = httpx.get(f"{admin_url}/clusters", timeout=2).text
-    healthy: dict[int, bool] = {}
+    flags: dict[int, set[str]] = {}
     for line in text.splitlines():
         parts = line.split("::")
         if len(parts) == 4 and parts[2] == "health_flags":
-            port = int(parts[1].rpartition(":")[2])
-            healthy[port] = healthy.get(port, True) and parts[3] == "healthy"
-    return healthy
+            flags.setdefault(int(parts[1].rpartition(":")[2]), set()).add(parts[3])
+    return flags
+
+
+def routed_ports(admin_url: str) -> dict[int, bool]:
+    """Per upstream port: whether every Envoy cluster listing it finds it healthy."""
+    return {port: found == {"healthy"} for port, found in health_flags(admin_url).items()}
 
 
 # ------------------------------------------------------------------------------ outcome
@@ -194,18 +201,21 @@ class RotationWatch:
         self.admin_url = target.admin_url
         self.ports = {r.port: str(r) for r in replicas}
         self.dropped: Counter[str] = Counter()
+        self.flags: dict[str, set[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
             try:
-                routed = routed_ports(self.admin_url)
+                flags = health_flags(self.admin_url)
             except httpx.HTTPError:
                 continue
             for port, name in self.ports.items():
-                if not routed.get(port, False):
+                found = flags.get(port, {"not listed"})
+                if found != {"healthy"}:
                     self.dropped[name] += 1
+                    self.flags.setdefault(name, set()).update(found - {"healthy"})
 
     def __enter__(self) -> RotationWatch:
         self._thread.start()
@@ -219,7 +229,10 @@ class RotationWatch:
         if self.dropped:
             out.problems.append(
                 "out of Envoy's rotation: "
-                + ", ".join(f"{name} ~{n * 0.5:.1f} s" for name, n in self.dropped.items())
+                + ", ".join(
+                    f"{name} ~{n * 0.5:.1f} s ({' '.join(sorted(self.flags[name]))})"
+                    for name, n in self.dropped.items()
+                )
             )
         else:
             out.measure("rotation", "every replica stayed in Envoy's rotation")
@@ -260,28 +273,46 @@ ENDINGS: list[tuple[tuple[str, ...], str]] = [
 
 
 def drive_endings(
-    target: Target, out: Outcome, placed: Sequence[str], per_end: int = PER_END
+    target: Target,
+    out: Outcome,
+    placed: Sequence[str],
+    per_end: int | None = PER_END,
+    threads: int = 4,
 ) -> dict[str, set[str]]:
-    """Take up to per_end paid orders to each end through the edge; their expected ends."""
+    """Take paid orders (up to per_end to each end; None: all of them) to an end through the
+    edge, by turns: accept + deliver, reject, cancel. Their expected ends."""
     paid = {
         oid
         for oid, order in read_snapshot({"order": target.urls["order"]}).orders.items()
         if order.status == "PAID"
     }
-    chosen = [oid for oid in placed if oid in paid][: per_end * len(ENDINGS)]
+    chosen = [oid for oid in placed if oid in paid]
+    if per_end is not None:
+        chosen = chosen[: per_end * len(ENDINGS)]
     if not wait_tickets(target, chosen, CONSISTENT_WITHIN):
         out.problems.append("the bakery has no ticket for some paid orders after 60 s")
         return {}
     expected: dict[str, set[str]] = {}
     refused: list[str] = []
-    with httpx.Client(base_url=target.http, timeout=10) as http:
-        for n, oid in enumerate(chosen):
-            calls, end = ENDINGS[n % len(ENDINGS)]
-            for call in calls:
-                response = http.post(call.format(oid), json={})
-                if response.status_code != 200:
-                    refused.append(f"{call.format(oid)}: {response.status_code} {response.text}")
-            expected[oid] = {end}
+
+    def drive(share: Sequence[tuple[int, str]]) -> None:
+        with httpx.Client(base_url=target.http, timeout=10) as http:
+            for n, oid in share:
+                calls, end = ENDINGS[n % len(ENDINGS)]
+                for call in calls:
+                    response = http.post(call.format(oid), json={})
+                    if response.status_code != 200:
+                        refused.append(
+                            f"{call.format(oid)}: {response.status_code} {response.text}"
+                        )
+                expected[oid] = {end}
+
+    numbered = list(enumerate(chosen))
+    workers = [threading.Thread(target=drive, args=(numbered[i::threads],)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     ends = Counter(end for ends in expected.values() for end in ends)
     out.measure("driven to an end", ", ".join(f"{k} {v}" for k, v in sorted(ends.items())))
     if refused:
@@ -415,6 +446,7 @@ def database_restart(target: Target, say: Say, hold: float = 3.0) -> Outcome:
 def _check_database_windows(out: Outcome, result: LoadResult, outages: Sequence[Outage]) -> None:
     origin = result.started
     windows = [(o.began - origin, o.back - origin) for o in outages]
+    down_for_sure = [(o.stopped - origin, o.restarting - origin) for o in outages]
     requests = sorted(zip(result.offsets, result.latencies, result.statuses, strict=True))
     bad_status: Counter[int] = Counter()
     outside: list[str] = []
@@ -434,9 +466,10 @@ def _check_database_windows(out: Outcome, result: LoadResult, outages: Sequence[
         out.problems.append(f"{len(outside)} orders refused outside any outage: {outside[:5]}")
     if result.elapsed < windows[-1][1] + DATABASE_RECOVERY + 1:
         out.problems.append("the load ended too soon after the last outage to see recovery")
-    for n, (outage, (down, back)) in enumerate(zip(outages, windows, strict=True)):
+    for n, (outage, (_, back)) in enumerate(zip(outages, windows, strict=True)):
         end = windows[n + 1][0] if n + 1 < len(windows) else result.elapsed
-        during = [r for r in requests if down <= r[0] + r[1] and r[0] < back]
+        down, up = down_for_sure[n]
+        during = [r for r in requests if down <= r[0] and r[0] + r[1] < up]
         after = [r for r in requests if back <= r[0] < end]
         failures = [r[0] for r in after if not 200 <= r[2] < 300]
         resumed_from = max(failures, default=back)
@@ -448,8 +481,8 @@ def _check_database_windows(out: Outcome, result: LoadResult, outages: Sequence[
         recovered = first_ok - back
         out.measure(
             f"{outage.server}",
-            f"{refused_during} of {len(during)} orders refused while down"
-            f" ({back - down:.1f} s); succeeding again {recovered:.2f} s after it was back",
+            f"{refused_during} of {len(during)} orders refused while it was surely down"
+            f" ({up - down:.1f} s); succeeding again {recovered:.2f} s after it was back",
         )
         if recovered > DATABASE_RECOVERY:
             out.problems.append(
@@ -459,32 +492,53 @@ def _check_database_windows(out: Outcome, result: LoadResult, outages: Sequence[
 
 
 def kill_replica(target: Target, say: Say) -> Outcome:
-    """(d) kill -9 of an order replica, then of a pay replica, under load (in the middle of
-    their transactions and Pay calls); the audit stays clean."""
+    """(d) kill -9 of an order replica, then of a pay replica, under load, in the middle of
+    their transactions: pay answers after 50-150 ms (its fault injection), so each replica
+    always has Pay calls in flight and orders PENDING. The audit stays clean."""
     out = Outcome("kill-replica")
-    load = SteadyLoad(target, seconds=20).start()
-    last = time.perf_counter()
-    for at, service in ((4.0, "order"), (11.0, "pay")):
-        load.at(at)
-        victim = next(r for r in target.running() if r.service == service)
-        pending = read_snapshot({"order": target.urls["order"]}).orders.values()
-        in_flight = sum(1 for order in pending if order.status == "PENDING")
-        kill9(victim.pid)
-        killed_at = time.perf_counter()
-        say(f"killed {victim} with {in_flight} orders PENDING")
-        successor = target.revive(victim)
+    pay_ports = [r.port for r in target.running() if r.service == "pay"]
+    if not set_pay_delay(pay_ports, 50, 150):
+        out.measure("pay delay", "refused (PROFILE=prod?): killing without Pay calls held open")
+    try:
+        load = SteadyLoad(target, seconds=20).start()
         last = time.perf_counter()
-        out.measure(
-            f"{service} replica killed",
-            f"{victim} at {killed_at - load.t0:.1f} s with {in_flight} orders PENDING;"
-            f" {successor} ready and routed {last - killed_at:.1f} s later",
-        )
-        if alive(victim.pid):
-            out.problems.append(f"{victim} survived kill -9")
-    result = load.join()
+        for at, service in ((4.0, "order"), (11.0, "pay")):
+            load.at(at)
+            victim = next(r for r in target.running() if r.service == service)
+            pending = read_snapshot({"order": target.urls["order"]}).orders.values()
+            in_flight = sum(1 for order in pending if order.status == "PENDING")
+            kill9(victim.pid)
+            killed_at = time.perf_counter()
+            say(f"killed {victim} with {in_flight} orders PENDING")
+            successor = target.revive(victim)
+            last = time.perf_counter()
+            out.measure(
+                f"{service} replica killed",
+                f"{victim} at {killed_at - load.t0:.1f} s with {in_flight} orders PENDING;"
+                f" {successor} ready and routed {last - killed_at:.1f} s later",
+            )
+            if alive(victim.pid):
+                out.problems.append(f"{victim} survived kill -9")
+        result = load.join()
+    finally:
+        set_pay_delay([r.port for r in target.running() if r.service == "pay"], 0, 0)
     measure_refused(out, result, None)
     settle_and_finish(target, out, result, last, say)
     return out
+
+
+def set_pay_delay(ports: Iterable[int], low_ms: int, high_ms: int) -> bool:
+    """Pay's own fault injection (bread.admin.v1, on pay's port; refused with PROFILE=prod):
+    every Pay call waits low_ms..high_ms first. False if a replica refused."""
+    faults = faults_pb2.Faults(delay_min_ms=low_ms, delay_max_ms=high_ms)
+    accepted = True
+    for port in ports:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(faults, timeout=5)
+            except grpc.RpcError:
+                accepted = False
+    return accepted
 
 
 def races(target: Target, say: Say, count: int = RACES) -> Outcome:

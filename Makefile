@@ -45,6 +45,12 @@ rollout: setup ## replace SERVICE's replicas one at a time under `make run`, wit
 events: setup ## print domain events as they flow (FROM_START=1 replays the log first)
 	$(PY) -m ops.watch_events $(if $(FROM_START),--from-start)
 
+dlq: setup ## list dead-lettered events of every service with their error (QUEUE_PREFIX=bread)
+	$(PY) -m ops.dead_letters list
+
+redrive: setup ## move dead letters back to their queues (all, or ID="<event id> ...")
+	$(PY) -m ops.dead_letters redrive $(ID)
+
 rebuild-mypage: setup ## rebuild the Mypage read model from the event log (stop customer first)
 	DATABASE_URL=sqlite:///var/customer.db $(PY) -m customer_svc.rebuild --reset
 
@@ -55,6 +61,6 @@ test: setup ## run the whole test suite (unit, integration, end-to-end, faults, 
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout events rebuild-mypage test clean
+.PHONY: help setup proto lint run rollout events dlq redrive rebuild-mypage test clean
 
 include $(wildcard mk/*.mk)

@@ -1,4 +1,5 @@
-"""The baker's work: a ticket per paid order, accepted or rejected, delivered."""
+"""The baker's work: a ticket per paid order, accepted or rejected, delivered;
+and the answer to a customer's cancel request."""
 
 from __future__ import annotations
 
@@ -6,36 +7,20 @@ import logging
 
 from google.protobuf.message import Message
 
+from bakery_svc import domain
+from bakery_svc.domain import ACTIONS, TICKETS
 from bakery_svc.models import Ticket
 from bread.bakery.v1 import bakery_pb2
-from bread.events.v1 import events_pb2
-from servicekit.clock import to_timestamp, utcnow
+from bread.events.v1 import events_pb2 as ev
+from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition
-from servicekit.inbox import Handler
+from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
 
 log = logging.getLogger(__name__)
-
-Status = bakery_pb2.TicketStatus
-OPEN = Status.TICKET_STATUS_OPEN
-ACCEPTED = Status.TICKET_STATUS_ACCEPTED
-REJECTED = Status.TICKET_STATUS_REJECTED
-DELIVERED = Status.TICKET_STATUS_DELIVERED
-CLOSED = Status.TICKET_STATUS_CLOSED
-
-# A baker's action: the status it needs, the status it leaves.
-ACTIONS = {
-    "accept": (frozenset({OPEN}), ACCEPTED),
-    "reject": (frozenset({OPEN}), REJECTED),
-    "deliver": (frozenset({ACCEPTED}), DELIVERED),
-}
-
-
-def status_name(status: int) -> str:
-    return Status.Name(status).removeprefix("TICKET_STATUS_")  # type: ignore[arg-type]
 
 
 class Tickets:
@@ -48,25 +33,22 @@ class Tickets:
         return await self.db.transaction(lambda: self._act(order_id, action, reason))
 
     def _act(self, order_id: str, action: str, reason: str) -> Ticket:
-        ticket = find_ticket(order_id)
-        allowed_from, new_status = ACTIONS[action]
-        if ticket.status not in allowed_from:
+        status = ACTIONS[action]
+        reason = reason[:200]
+        if not TICKETS.move(Ticket.order_id, order_id, status, reason=reason):
+            ticket = find_ticket(order_id)
             raise FailedPrecondition(
-                f"cannot {action} an order whose ticket is {status_name(ticket.status)}"
+                f"cannot {action} an order whose ticket is {domain.status_name(ticket.status)}"
             )
-        ticket.status = new_status
-        ticket.reason = reason[:200]
-        ticket.updated = utcnow()
-        ticket.save()
         event: Message
-        if new_status == ACCEPTED:
-            event = events_pb2.BakeryAccepted(order_id=order_id)
-        elif new_status == REJECTED:
-            event = events_pb2.BakeryRejected(order_id=order_id, reason=ticket.reason)
+        if status == domain.ACCEPTED:
+            event = ev.BakeryAccepted(order_id=order_id)
+        elif status == domain.REJECTED:
+            event = ev.BakeryRejected(order_id=order_id, reason=reason)
         else:
-            event = events_pb2.OrderDelivered(order_id=order_id)
+            event = ev.OrderDelivered(order_id=order_id)
         self.outbox.record(event, order_id)
-        return ticket
+        return find_ticket(order_id)
 
     async def get(self, order_id: str) -> Ticket:
         return await self.db.run(find_ticket, order_id)
@@ -79,31 +61,45 @@ class Tickets:
 
     # Handlers run inside the inbox transaction.
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> Handlers:
         return {
-            "bread.events.v1.OrderPlaced": self._on_order_placed,
-            "bread.events.v1.OrderCanceled": self._on_order_canceled,
+            ev.OrderPlaced: self._on_order_placed,
+            ev.OrderCancelRequested: self._on_cancel_requested,
         }
 
-    def _on_order_placed(self, event: events_pb2.OrderPlaced, _: object) -> None:
-        ticket = Ticket.get_or_none(Ticket.order_id == event.order_id)
-        if ticket is not None:  # the cancellation overtook it: stay closed
-            ticket.item, ticket.qty = event.item, event.qty
-            ticket.save()
-            return
-        Ticket.create(order_id=event.order_id, item=event.item, qty=event.qty, status=OPEN)
+    @staticmethod
+    def _on_order_placed(event: ev.OrderPlaced, _: object) -> None:
+        updated = (
+            Ticket.update(item=event.item, qty=event.qty)
+            .where(Ticket.order_id == event.order_id)
+            .execute()
+        )
+        if not updated:  # else the cancel request overtook it: the ticket stays closed
+            Ticket.create(
+                order_id=event.order_id, item=event.item, qty=event.qty, status=domain.OPEN
+            )
 
-    def _on_order_canceled(self, event: events_pb2.OrderCanceled, _: object) -> None:
-        ticket = Ticket.get_or_none(Ticket.order_id == event.order_id)
-        if ticket is None:
-            Ticket.create(order_id=event.order_id, status=CLOSED, reason=event.reason)
-        elif ticket.status in (OPEN, ACCEPTED):
-            ticket.status = CLOSED
-            ticket.reason = event.reason[:200]
-            ticket.updated = utcnow()
-            ticket.save()
-        else:
-            log.info("ticket %s stays %s", event.order_id, status_name(ticket.status))
+    def _on_cancel_requested(self, event: ev.OrderCancelRequested, _: object) -> None:
+        """Close the ticket if the bread has not left, else refuse; either way
+        the order hears the answer."""
+        order_id, reason = event.order_id, event.reason[:200]
+        if not TICKETS.move(Ticket.order_id, order_id, domain.CLOSED, reason=reason):
+            ticket = Ticket.get_or_none(Ticket.order_id == order_id)
+            if ticket is None:  # the request overtook OrderPlaced: nothing was baked yet
+                Ticket.create(order_id=order_id, status=domain.CLOSED, reason=reason)
+            elif ticket.status != domain.CLOSED:
+                self._refuse_cancel(order_id, ticket)
+                return
+        self.outbox.record(ev.TicketClosed(order_id=order_id, reason=reason), order_id)
+
+    def _refuse_cancel(self, order_id: str, ticket: Ticket) -> None:
+        refusal = "cancel refused: " + (
+            "the bread was already delivered"
+            if ticket.status == domain.DELIVERED
+            else f"the ticket is {domain.status_name(ticket.status)} already"
+        )
+        log.info("order %s: %s", order_id, refusal)
+        self.outbox.record(ev.CancelRefused(order_id=order_id, reason=refusal), order_id)
 
 
 def find_ticket(order_id: str) -> Ticket:
@@ -115,7 +111,7 @@ def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:
         order_id=ticket.order_id,
         item=ticket.item,
         qty=ticket.qty,
-        status=Status.ValueType(ticket.status),
+        status=bakery_pb2.TicketStatus.ValueType(ticket.status),
         reason=ticket.reason,
         create_time=to_timestamp(ticket.created),
         update_time=to_timestamp(ticket.updated),

@@ -1,8 +1,8 @@
 """Builds Mypage rows from domain events (CQRS read side).
 
-Events may arrive in any order and more than once (the inbox drops exact
-duplicates). Each status only moves forward by rank, so a late event never
-undoes a later one: the row keeps the furthest state, not the last message.
+Events may arrive in any order and more than once: statuses only move forward
+(domain.py). Replicas may project events of one order at the same time, so the
+row is read with a row lock where the database has them.
 """
 
 from __future__ import annotations
@@ -12,28 +12,13 @@ from typing import Any
 
 from bread.customer.v1 import mypage_pb2
 from bread.events.v1 import events_pb2 as ev
+from customer_svc.domain import BAKERY_RANK, ORDER_RANK, PAYMENT_RANK, advance
 from customer_svc.models import Mypage
 from servicekit.clock import to_timestamp
-from servicekit.db import Database, one
+from servicekit.db import Database, locked, one
 from servicekit.events import ReceivedEvent
-from servicekit.inbox import Handler
+from servicekit.inbox import Handler, Handlers
 from servicekit.paging import page
-
-FINAL = 3
-ORDER_RANK = {
-    "PAID": 1,
-    "CONFIRMED": 2,
-    "DELIVERED": FINAL,
-    "REJECTED": FINAL,
-    "CANCELED": FINAL,
-    "FAILED": FINAL,
-}
-PAYMENT_RANK = {"APPROVED": 1, "CANCELED": 2}
-BAKERY_RANK = {"OPEN": 1, "ACCEPTED": 2, "DELIVERED": FINAL, "REJECTED": FINAL, "CLOSED": FINAL}
-
-
-def _advance(current: str, new: str, rank: dict[str, int]) -> str:
-    return new if rank.get(new, 0) > rank.get(current, 0) else current
 
 
 def project(
@@ -46,16 +31,16 @@ def project(
 ) -> None:
     """Merge what one event tells about an order into its row."""
     at = at.replace(tzinfo=None)
-    row = Mypage.get_or_none(Mypage.order_id == order_id)
+    row = locked(Mypage.select().where(Mypage.order_id == order_id)).first()
     is_new = row is None
     if row is None:
         row = Mypage(order_id=order_id, created=at, updated=at)
     for name, value in facts.items():
         if value:
             setattr(row, name, value)
-    row.order_status = _advance(row.order_status, order_status, ORDER_RANK)
-    row.payment_status = _advance(row.payment_status, payment_status, PAYMENT_RANK)
-    row.bakery_status = _advance(row.bakery_status, bakery_status, BAKERY_RANK)
+    row.order_status = advance(row.order_status, order_status, ORDER_RANK)
+    row.payment_status = advance(row.payment_status, payment_status, PAYMENT_RANK)
+    row.bakery_status = advance(row.bakery_status, bakery_status, BAKERY_RANK)
     row.created = min(row.created, at)
     row.updated = max(row.updated, at)
     row.save(force_insert=is_new)
@@ -65,7 +50,7 @@ def _order_facts(e: ev.OrderPlaced | ev.OrderFailed) -> dict[str, Any]:
     return {"customer_id": e.customer_id, "item": e.item, "qty": e.qty, "price": e.price}
 
 
-def handlers() -> dict[str, Handler]:
+def handlers() -> Handlers:
     def on(status_of: Any) -> Handler:
         def handle(e: Any, meta: ReceivedEvent) -> None:
             project(e.order_id, meta.published, **status_of(e))
@@ -73,7 +58,7 @@ def handlers() -> dict[str, Handler]:
         return handle
 
     return {
-        "bread.events.v1.OrderPlaced": on(
+        ev.OrderPlaced: on(
             lambda e: {
                 **_order_facts(e),
                 "payment_id": e.payment_id,
@@ -81,29 +66,28 @@ def handlers() -> dict[str, Handler]:
                 "bakery_status": "OPEN",
             }
         ),
-        "bread.events.v1.OrderFailed": on(
+        ev.OrderFailed: on(
             lambda e: {**_order_facts(e), "reason": e.reason, "order_status": "FAILED"}
         ),
-        "bread.events.v1.OrderCanceled": on(
-            lambda e: {"reason": e.reason, "order_status": "CANCELED", "bakery_status": "CLOSED"}
-        ),
-        "bread.events.v1.PaymentApproved": on(
+        ev.OrderCancelRequested: on(lambda e: {"reason": e.reason, "order_status": "CANCELING"}),
+        ev.TicketClosed: on(lambda e: {"bakery_status": "CLOSED"}),
+        ev.CancelRefused: on(lambda e: {"reason": e.reason}),
+        ev.OrderCanceled: on(lambda e: {"reason": e.reason, "order_status": "CANCELED"}),
+        ev.PaymentApproved: on(
             lambda e: {
                 "customer_id": e.customer_id,
                 "payment_id": e.payment_id,
                 "payment_status": "APPROVED",
             }
         ),
-        "bread.events.v1.PaymentCanceled": on(
+        ev.PaymentCanceled: on(
             lambda e: {"payment_id": e.payment_id, "payment_status": "CANCELED"}
         ),
-        "bread.events.v1.BakeryAccepted": on(
-            lambda e: {"order_status": "CONFIRMED", "bakery_status": "ACCEPTED"}
-        ),
-        "bread.events.v1.BakeryRejected": on(
+        ev.BakeryAccepted: on(lambda e: {"order_status": "CONFIRMED", "bakery_status": "ACCEPTED"}),
+        ev.BakeryRejected: on(
             lambda e: {"reason": e.reason, "order_status": "REJECTED", "bakery_status": "REJECTED"}
         ),
-        "bread.events.v1.OrderDelivered": on(
+        ev.OrderDelivered: on(
             lambda e: {"order_status": "DELIVERED", "bakery_status": "DELIVERED"}
         ),
     }

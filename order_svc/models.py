@@ -15,8 +15,12 @@ class Order(peewee.Model):
     status = peewee.IntegerField(index=True)
     payment_id = peewee.CharField(max_length=36, default="")
     reason = peewee.CharField(max_length=200, default="")
+    # The client's idempotency key (NULL when none was given, or freed when
+    # the order FAILED); unique per customer.
+    request_id = peewee.CharField(max_length=64, null=True)
     created = peewee.DateTimeField(default=utcnow, index=True)
     updated = peewee.DateTimeField(default=utcnow)
 
     class Meta:
         table_name = "orders"
+        indexes = ((("customer_id", "request_id"), True),)

@@ -17,7 +17,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        order = await self.orders.place(request.item, request.qty, request.customer_id)
+        request_id = request.request_id or _header(context, "idempotency-key")
+        order = await self.orders.place(request.item, request.qty, request.customer_id, request_id)
         return to_proto(order)
 
     @rpc
@@ -50,3 +51,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order_pb2.Menu(
             items=[order_pb2.MenuItem(name=n, price=p) for n, p in self.orders.menu.items()]
         )
+
+
+def _header(context: grpc.aio.ServicerContext, name: str) -> str:
+    """A request header (Envoy passes HTTP headers on as gRPC metadata)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return str(value)
+    return ""

@@ -9,20 +9,17 @@ import peewee
 
 from bread.events.v1 import events_pb2
 from bread.pay.v1 import pay_pb2
+from pay_svc.domain import APPROVED, CANCELED, PAYMENTS, VOIDED
 from pay_svc.models import Payment
-from servicekit.clock import to_timestamp, utcnow
+from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition, InvalidArgument
-from servicekit.inbox import Handler
+from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
 
 log = logging.getLogger(__name__)
-
-APPROVED = pay_pb2.PaymentStatus.PAYMENT_STATUS_APPROVED
-CANCELED = pay_pb2.PaymentStatus.PAYMENT_STATUS_CANCELED
-VOIDED = pay_pb2.PaymentStatus.PAYMENT_STATUS_VOIDED
 
 
 class Payments:
@@ -66,28 +63,25 @@ class Payments:
 
     async def cancel(self, payment_id: str, reason: str) -> Payment:
         def cancel() -> Payment:
-            payment = find_payment(payment_id)
-            self._refund(payment, reason or "canceled")
-            return payment
+            self._refund(find_payment(payment_id), reason or "canceled")
+            return find_payment(payment_id)
 
         return await self.db.transaction(cancel)
 
     def _refund(self, payment: Payment, reason: str) -> None:
-        if payment.status != APPROVED:
-            return  # refunded or voided already
-        payment.status = CANCELED
-        payment.reason = reason[:200]
-        payment.updated = utcnow()
-        payment.save()
-        self.outbox.record(
-            events_pb2.PaymentCanceled(
-                payment_id=payment.id,
-                order_id=payment.order_id,
-                amount=payment.amount,
-                reason=payment.reason,
-            ),
-            payment.order_id,
-        )
+        """APPROVED → CANCELED; whoever moves it publishes the one PaymentCanceled
+        (refunded or voided already: nothing to do)."""
+        reason = reason[:200]
+        if PAYMENTS.move(Payment.id, payment.id, CANCELED, reason=reason):
+            self.outbox.record(
+                events_pb2.PaymentCanceled(
+                    payment_id=payment.id,
+                    order_id=payment.order_id,
+                    amount=payment.amount,
+                    reason=reason,
+                ),
+                payment.order_id,
+            )
 
     async def get(self, payment_id: str) -> Payment:
         return await self.db.run(find_payment, payment_id)
@@ -100,13 +94,13 @@ class Payments:
 
     # Compensations; handlers run inside the inbox transaction.
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> Handlers:
         return {
-            "bread.events.v1.OrderCanceled": lambda e, _: self._compensate(e.order_id, e.reason),
-            "bread.events.v1.BakeryRejected": lambda e, _: self._compensate(
+            events_pb2.OrderCanceled: lambda e, _: self._compensate(e.order_id, e.reason),
+            events_pb2.BakeryRejected: lambda e, _: self._compensate(
                 e.order_id, e.reason or "rejected by the bakery"
             ),
-            "bread.events.v1.OrderFailed": self._on_order_failed,
+            events_pb2.OrderFailed: self._on_order_failed,
         }
 
     def _compensate(self, order_id: str, reason: str) -> None:

@@ -62,6 +62,12 @@ def one(model: type[M], condition: peewee.Expression, missing: str) -> M:
     return row
 
 
+def locked(query: peewee.ModelSelect[M]) -> peewee.ModelSelect[M]:
+    """query with FOR UPDATE where the database has row locks (PostgreSQL,
+    MariaDB); SQLite has a single writer and needs none."""
+    return query.for_update() if query.model._meta.database.for_update else query
+
+
 class Database:
     """The database plus the one thread that talks to it."""
 
@@ -105,6 +111,10 @@ class Database:
 
         await self.run(open_and_migrate)
 
+    @property
+    def is_sqlite_file(self) -> bool:
+        return sqlite_file(self.url) is not None
+
     async def checkpoint_wal(self) -> None:
         """SQLite: copy the WAL into the database file every second, until cancelled.
 
@@ -112,8 +122,7 @@ class Database:
         here, off the request path. Other databases need nothing of the kind.
         """
         path = sqlite_file(self.url)
-        if path is None:
-            return
+        assert path is not None, "only SQLite files have a WAL"
         loop = asyncio.get_running_loop()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal") as thread:
             connection = await loop.run_in_executor(thread, sqlite3.connect, path)

@@ -21,15 +21,14 @@ EVENT_TYPES: dict[str, type[Message]] = {
 
 CONTENT_TYPE = "application/x-protobuf"
 # A quorum queue dead-letters a message redelivered this often: the backstop
-# for a message that crashes its consumer before it can dead-letter it itself.
+# for a message that crashes its consumer before it can dead-letter it itself
+# (consumers retry failures in place and never requeue them).
 DELIVERY_LIMIT = 10
-# Attempts a consumer makes before it dead-letters a failing message with its error.
-MAX_ATTEMPTS = 5
 # How long the replayable event log keeps events.
 LOG_RETENTION = "7D"
 
 
-def event_type(message: Message) -> str:
+def event_type(message: Message | type[Message]) -> str:
     return message.DESCRIPTOR.full_name
 
 

@@ -3,6 +3,19 @@
 A handler's effect, any events it records in the outbox and the inbox row are
 committed in one transaction; the delivery is acked only after that commit.
 A redelivered event finds its id in the inbox and is acked without effect.
+
+Failures are told apart the way message buses do it (NServiceBus: immediate
+retries, delayed retries, an error queue an operator redrives from):
+- transient (the database restarts, a lock is held): the batch is retried in
+  place with a growing delay for as long as it takes, still unacked, so it
+  spends no delivery attempt and keeps its place in the queue;
+- deterministic (a handler raises anything else): a few immediate retries,
+  then the event goes to the dead-letter queue with its error;
+- undecodable: straight to the dead-letter queue.
+The consumer never requeues a failing message, so poison counting does not
+depend on how the broker counts redeliveries (RabbitMQ 4.3 changed what
+basic.nack counts); the queue's x-delivery-limit is only the backstop for a
+message that crashes its consumer process.
 """
 
 from __future__ import annotations
@@ -10,28 +23,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aio_pika
 import peewee
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from google.protobuf.message import Message
 
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
-    MAX_ATTEMPTS,
+    EVENT_TYPES,
     ReceivedEvent,
     Topology,
     declare_service_queue,
+    event_type,
     from_amqp,
 )
 from servicekit.logs import order_id_var
+from servicekit.supervise import Backoff
+from servicekit.transient import is_transient
 
 log = logging.getLogger(__name__)
 
-# A handler runs on the database thread inside the transaction.
-Handler = Callable[[Any, ReceivedEvent], None]
+# A handler runs on the database thread inside the transaction; what it returns is ignored.
+Handler = Callable[[Any, ReceivedEvent], object]
+# Handlers by the event message class they handle.
+Handlers = Mapping[type[Message], Handler]
+
+# Attempts at an event whose handler fails deterministically before it is dead-lettered.
+ATTEMPTS = 3
+RETRY_BACKOFF = Backoff(first=0.05, cap=5.0)
 
 
 class InboxEvent(peewee.Model):
@@ -43,7 +66,16 @@ class InboxEvent(peewee.Model):
         table_name = "inbox"
 
 
-def apply_once(event: ReceivedEvent, handlers: dict[str, Handler]) -> bool:
+def by_type_name(handlers: Handlers) -> dict[str, Handler]:
+    """Handlers keyed by routing key; refuses a class that is not a domain event,
+    so a handler for a renamed or foreign message fails start-up, not silently."""
+    unknown = [cls.__name__ for cls in handlers if EVENT_TYPES.get(event_type(cls)) is not cls]
+    if unknown:
+        raise TypeError(f"handlers for messages that are not domain events: {unknown}")
+    return {event_type(cls): handler for cls, handler in handlers.items()}
+
+
+def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
     """Apply an event unless the inbox has it; call inside a transaction."""
     if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
         log.info("skipping duplicate %s %s", event.type_name, event.event_id)
@@ -60,42 +92,46 @@ class Consumer:
 
     Batching is what makes consuming cheap: one transaction and one hop to the
     database thread for up to BATCH events instead of one each. A batch that
-    fails is applied again one event at a time, so one bad event cannot hold
-    back the others.
+    fails deterministically is applied again one event at a time, so one bad
+    event cannot hold back the others.
+
+    One Consumer lives as long as the service; each broker session attaches it
+    to a new channel and detaches it when the connection is lost (unacked
+    deliveries then come back from the broker and the inbox drops repeats).
     """
 
     PREFETCH = 256
     BATCH = 128
 
-    def __init__(
-        self, db: Database, topology: Topology, queue: str, handlers: dict[str, Handler]
-    ) -> None:
+    def __init__(self, db: Database, topology: Topology, queue: str, handlers: Handlers) -> None:
         self.db = db
         self.topology = topology
         self.queue_name = queue
-        self.handlers = handlers
+        self.handlers = by_type_name(handlers)
         self._dead_letters: AbstractExchange | None = None
-        self._consumer_tag: str | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
+        self._consumer_tag: str | None = None
         self._deliveries: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return (
-            self._consumer_tag is not None
-            and self._worker is not None
-            and not (self._worker.done())
-        )
-
-    async def start(self, channel: AbstractChannel) -> None:
+    async def attach(self, channel: AbstractChannel, dead_letters: AbstractExchange) -> None:
+        """Start consuming on channel; dead letters are published through dead_letters,
+        an exchange on a channel with publisher confirms."""
         await channel.set_qos(prefetch_count=self.PREFETCH)
         self._queue = await declare_service_queue(
             channel, self.topology, self.queue_name, sorted(self.handlers)
         )
-        self._dead_letters = await channel.get_exchange(self.topology.dead_letter_exchange)
+        self._dead_letters = dead_letters
+        self._deliveries = asyncio.Queue()
         self._worker = asyncio.create_task(self._work())
         self._consumer_tag = await self._queue.consume(self._deliveries.put)
+
+    def detach(self) -> None:
+        """The channel is gone: drop what it delivered (the broker redelivers it)."""
+        self._consumer_tag = None
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
 
     async def stop(self) -> None:
         """Stop taking deliveries and apply the ones already received."""
@@ -107,7 +143,7 @@ class Consumer:
                 log.warning("could not cancel consumer: %r", exc)
         if self._worker is not None:
             await self._deliveries.join()
-            self._worker.cancel()
+            self.detach()
 
     async def _work(self) -> None:
         while True:
@@ -128,34 +164,59 @@ class Consumer:
             try:
                 events.append((incoming, from_amqp(incoming)))
             except Exception as exc:
-                await self._failed(incoming, exc)
+                await self._dead_letter(incoming, exc)
         if not events:
             return
-        try:
-            await self.db.transaction(self._apply_all, [event for _, event in events])
-        except Exception as exc:
-            if len(events) == 1:
-                order_id_var.set(events[0][1].order_id)
-                await self._failed(events[0][0], exc)
-            else:
-                for incoming, _ in events:
-                    await self._apply([incoming])
+        if len(events) > 1:
+            try:
+                await self._commit([event for _, event in events])
+            except Exception:
+                # Someone in the batch fails deterministically: find out who, one by one.
+                for incoming, event in events:
+                    await self._apply_one(incoming, event)
+                return
+            for incoming, _ in events:
+                await incoming.ack()
             return
-        for incoming, _ in events:
-            await incoming.ack()
+        await self._apply_one(*events[0])
+
+    async def _apply_one(self, incoming: AbstractIncomingMessage, event: ReceivedEvent) -> None:
+        order_id_var.set(event.order_id)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await self._commit([event])
+            except Exception as exc:
+                if attempt == ATTEMPTS:
+                    await self._dead_letter(incoming, exc)
+                    return
+                log.warning("event %s failed (attempt %d): %r", event.event_id, attempt, exc)
+                await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
+            else:
+                await incoming.ack()
+                return
+
+    async def _commit(self, events: list[ReceivedEvent]) -> None:
+        """One transaction for events; transient failures are waited out, not counted."""
+        attempt = 0
+        while True:
+            try:
+                await self.db.transaction(self._apply_all, events)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                log.warning("waiting to apply %d events: %r", len(events), exc)
+                await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
         for event in events:
             apply_once(event, self.handlers)
 
-    async def _failed(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
-        # Quorum queues count redeliveries in x-delivery-count.
-        attempts = int(str((incoming.headers or {}).get("x-delivery-count") or 0)) + 1
-        if attempts < MAX_ATTEMPTS:
-            log.warning("event %s failed (attempt %d): %r", incoming.message_id, attempts, exc)
-            await incoming.nack(requeue=True)
-            return
-        log.error("dead-lettering event %s after %d attempts", incoming.message_id, attempts)
+    async def _dead_letter(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
+        """Park the message in the dead-letter queue with its error, then ack it.
+        The publish is confirmed before the ack, so a crash in between keeps it."""
+        log.error("dead-lettering event %s: %r", incoming.message_id, exc)
         assert self._dead_letters is not None
         dead = aio_pika.Message(
             body=incoming.body,

@@ -5,6 +5,11 @@ exists exactly when its state change does. The relay publishes stored events
 with publisher confirms and deletes a row only after the broker confirmed it:
 a crash or a broker outage delays events but never loses one. A crash between
 confirm and delete republishes the event; consumers skip it by its id.
+
+Replicas share the table. A relay claims a batch for LEASE (on PostgreSQL and
+MariaDB with `FOR UPDATE SKIP LOCKED`, so two relays never claim one row),
+which makes an event published once in normal operation; a relay that died
+holding a claim leaves rows that another takes over when the lease runs out.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
-import aio_pika
 import peewee
 from aio_pika.abc import AbstractExchange
 from google.protobuf.message import Message
@@ -32,6 +37,8 @@ class OutboxEvent(peewee.Model):
     order_id = peewee.CharField(max_length=64)
     payload = peewee.BlobField()
     created = peewee.DateTimeField()
+    # Until when a relay holds the row (NULL: unclaimed).
+    claimed_until = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "outbox"
@@ -42,7 +49,8 @@ class Outbox:
     BATCH = 200
     # Unsent rows are looked for this often even without a wake-up.
     POLL_SECONDS = 1.0
-    RETRY_SECONDS = 1.0
+    # Long enough for a batch's confirms even from a busy broker.
+    LEASE = timedelta(seconds=10)
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -63,37 +71,61 @@ class Outbox:
         self._loop.call_soon_threadsafe(self._wake.set)
 
     async def relay(self, exchange: AbstractExchange) -> None:
-        """Publish stored events until cancelled."""
+        """Publish stored events until cancelled; raises when the broker fails
+        (the broker session that runs it then reconnects)."""
         while True:
-            try:
-                if await self.publish_batch(exchange):
-                    continue
-            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
-                log.warning("outbox relay paused: %r", exc)
-                await asyncio.sleep(self.RETRY_SECONDS)
+            if await self.publish_batch(exchange):
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
 
     async def publish_batch(self, exchange: AbstractExchange) -> int:
-        """Publish the oldest unsent events; returns how many were sent."""
-        rows = await self.db.run(
-            lambda: list(OutboxEvent.select().order_by(OutboxEvent.id).limit(self.BATCH))
-        )
+        """Publish the oldest unclaimed events; returns how many were sent."""
+        rows = await self.db.transaction(self._claim)
         if not rows:
             return 0
-        # publish() returns once the broker confirmed the message.
-        await asyncio.gather(
-            *(
-                exchange.publish(
-                    to_amqp(row.event_id, row.type_name, row.order_id, row.payload, row.created),
-                    routing_key=row.type_name,
-                    mandatory=False,
-                )
-                for row in rows
-            )
-        )
         ids = [row.id for row in rows]
+        try:
+            # publish() returns once the broker confirmed the message.
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        to_amqp(
+                            row.event_id, row.type_name, row.order_id, row.payload, row.created
+                        ),
+                        routing_key=row.type_name,
+                        mandatory=False,
+                    )
+                    for row in rows
+                )
+            )
+        except BaseException:
+            # Broker lost or shutting down: hand the rows back at once rather
+            # than when the lease runs out (best effort; the lease is the backstop).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.db.run(self._release, ids))
+            raise
         await self.db.run(lambda: OutboxEvent.delete().where(OutboxEvent.id.in_(ids)).execute())
         return len(rows)
+
+    def _claim(self) -> list[OutboxEvent]:
+        now = utcnow()
+        query = (
+            OutboxEvent.select()
+            .where(OutboxEvent.claimed_until.is_null() | (OutboxEvent.claimed_until < now))
+            .order_by(OutboxEvent.id)
+            .limit(self.BATCH)
+        )
+        if self.db.peewee.for_update:  # SQLite has one writer and no row locks
+            query = query.for_update(skip_locked=True)
+        rows = list(query)
+        if rows:
+            OutboxEvent.update(claimed_until=now + self.LEASE).where(
+                OutboxEvent.id.in_([row.id for row in rows])
+            ).execute()
+        return rows
+
+    @staticmethod
+    def _release(ids: list[int]) -> None:
+        OutboxEvent.update(claimed_until=None).where(OutboxEvent.id.in_(ids)).execute()

@@ -15,7 +15,7 @@ import aio_pika
 
 from servicekit.db import Database
 from servicekit.events import Topology, declare_log_stream, from_amqp
-from servicekit.inbox import Handler, apply_once
+from servicekit.inbox import Handlers, apply_once, by_type_name
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,11 @@ async def replay(
     db: Database,
     amqp_url: str,
     topology: Topology,
-    handlers: dict[str, Handler],
+    handlers: Handlers,
     idle_seconds: float = 2.0,
 ) -> int:
     """Apply every event in the log; return how many were new. Stops once idle."""
+    by_name = by_type_name(handlers)
     applied = 0
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -41,7 +42,7 @@ async def replay(
                 except TimeoutError:
                     break
                 event = from_amqp(delivery)
-                if event.type_name in handlers:
-                    applied += await db.transaction(apply_once, event, handlers)
+                if event.type_name in by_name:
+                    applied += await db.transaction(apply_once, event, by_name)
                 await delivery.ack()
     return applied

@@ -1,9 +1,17 @@
 """Start a service, report its health, and stop it without dropping work.
 
-Liveness is the overall health status (""): it answers as long as the event
-loop does. Readiness is the service's own name: SERVING once its database and
-broker are connected and its consumer runs, NOT_SERVING while a dependency has
-been down longer than a grace period, and from the first moment of shutdown.
+Health names, as the kubelet, Envoy and operators ask for them:
+- "" is liveness: SERVING while the event loop answers and no background task
+  is stuck failing (see supervise.py). A stuck task turns it NOT_SERVING and
+  the process stops gracefully with exit status 1, so that the kubelet and
+  supervisord alike start a new one (supervisord only sees exits).
+- the service's own name (e.g. bread.order.v1.OrderService) is readiness: can
+  it serve its synchronous API? SERVING once its database is connected and
+  while it answers, NOT_SERVING once it has been down longer than a grace
+  period, and from the first moment of shutdown. The broker is not part of
+  it: without the broker, requests are still served, their events wait in the
+  outbox, and consumers resume by themselves when it returns.
+- "database" and "broker" report each dependency on its own, for operators.
 """
 
 from __future__ import annotations
@@ -13,36 +21,37 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import aio_pika
 import grpc
 import peewee
 import uvloop
-from aio_pika.abc import AbstractRobustConnection
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from servicekit import logs
 from servicekit.api import PUBLIC_SERVICES
+from servicekit.broker import BrokerSession
 from servicekit.db import Database
-from servicekit.events import Topology, declare_exchange
-from servicekit.inbox import Consumer, Handler, InboxEvent
+from servicekit.events import Topology
+from servicekit.inbox import Consumer, Handlers, InboxEvent
 from servicekit.outbox import Outbox, OutboxEvent
 from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
+from servicekit.supervise import Backoff, Supervisor, TaskFactory
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+DATABASE_HEALTH = "database"
+BROKER_HEALTH = "broker"
 
 WATCH_INTERVAL_SECONDS = 1.0
-CONNECT_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,10 @@ class Runtime:
 class Wiring:
     # (add_XServicer_to_server, servicer) pairs.
     servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]]
-    # Event type name → handler; the service consumes when there are any.
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    # Long-running tasks started once the dependencies are connected.
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Event message class → handler; the service consumes when there are any.
+    handlers: Handlers = field(default_factory=dict)
+    # Long-running tasks, supervised, started once the database is connected.
+    background: list[TaskFactory] = field(default_factory=list)
 
 
 Wire = Callable[[Runtime], Wiring]
@@ -71,7 +80,7 @@ def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) ->
     """Entry point of `python -m <service>`."""
     settings = Settings.from_env(spec.name, spec.default_port)
     logs.configure(spec.name, settings.log_level)
-    uvloop.run(Service(spec, settings, models, wire).run())
+    sys.exit(uvloop.run(Service(spec, settings, models, wire).run()))
 
 
 class Service:
@@ -86,18 +95,26 @@ class Service:
         self.settings = settings
         self.models: list[type[peewee.Model]] = [*models, OutboxEvent, InboxEvent]
         self.wire = wire
-        self.topology = Topology(settings.exchange)
         self.health = health.aio.HealthServicer()
-        self.connection: AbstractRobustConnection | None = None
+        self.supervisor = Supervisor()
         self.consumer: Consumer | None = None
-        self.tasks: list[asyncio.Task[None]] = []
+        self.broker: BrokerSession | None = None
+        self.started = False
         self.draining = False
+        self.stop = asyncio.Event()
+        self.exit_status = 0
+        self._reported: dict[str, int] = {}
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (exit status 0) or a stuck task (1)."""
         settings = self.settings
         db = Database(settings.database_url, self.models)
         outbox = Outbox(db)
         wiring = self.wire(Runtime(settings, db, outbox))
+        if wiring.handlers:
+            self.consumer = Consumer(
+                db, Topology(settings.exchange), settings.queue, wiring.handlers
+            )
 
         server = grpc.aio.server()
         for add, servicer in wiring.servicers:
@@ -111,65 +128,95 @@ class Service:
         # Everything built so far lives as long as the process: keep it out of
         # the collector's full passes, which otherwise pause the loop.
         gc.freeze()
-        await self.health.set("", SERVING)
-        await self._set_ready(False)
+        for name in ("", DATABASE_HEALTH, BROKER_HEALTH, self.spec.readiness_name):
+            self._reported[name] = SERVING if name == "" else NOT_SERVING
+            await self.health.set(name, self._reported[name])
         log.info("listening on %s:%d", settings.grpc_bind, settings.grpc_port)
 
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self.stop.set)
 
-        startup = asyncio.create_task(self._start_dependencies(db, outbox, wiring))
-        await stop.wait()
+        startup = asyncio.create_task(self._start(db, outbox, wiring))
+        await self.stop.wait()
         startup.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await startup
         await self._shutdown(server, db)
+        return self.exit_status
 
-    async def _start_dependencies(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
-        await _retry("database", db.connect)
-        self.connection = await _retry(
-            "broker",
-            lambda: aio_pika.connect_robust(
-                # Named so operators (and tests) can tell whose connection is whose.
-                self.settings.amqp_url,
-                client_properties={"connection_name": self.settings.queue},
-            ),
+    async def _start(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
+        """Connect the database (retried until it answers), then start every
+        background task under the supervisor; the broker session connects and
+        reconnects on its own."""
+        attempt = 0
+        while True:
+            try:
+                await db.connect()
+                break
+            except Exception as exc:
+                attempt += 1
+                log.warning("database not reachable yet: %r", exc)
+                await asyncio.sleep(Backoff(first=0.5, cap=5.0).delay(attempt))
+        self.broker = BrokerSession(
+            self.settings.amqp_url,
+            self.settings.queue,
+            Topology(self.settings.exchange),
+            outbox,
+            self.consumer,
         )
-        publish_channel = await self.connection.channel(publisher_confirms=True)
-        exchange = await declare_exchange(publish_channel, self.topology)
-        self.tasks.append(asyncio.create_task(outbox.relay(exchange)))
-        if wiring.handlers:
-            self.consumer = Consumer(db, self.topology, self.settings.queue, wiring.handlers)
-            await self.consumer.start(await self.connection.channel())
-        self.tasks.extend(asyncio.create_task(task()) for task in wiring.background)
-        self.tasks.append(asyncio.create_task(self._watch_dependencies(db)))
-        self.tasks.append(asyncio.create_task(db.checkpoint_wal()))
-        log.info("dependencies connected")
+        self.supervisor.start("broker session", self.broker.run)
+        for task in wiring.background:
+            self.supervisor.start(task.__name__, task)
+        if db.is_sqlite_file:
+            self.supervisor.start("wal checkpoints", db.checkpoint_wal)
+        self.supervisor.start("health watch", lambda: self._watch(db))
+        self.started = True
+        log.info("database connected; background tasks started")
 
-    async def _watch_dependencies(self, db: Database) -> None:
+    async def _watch(self, db: Database) -> None:
         last_healthy = time.monotonic()
         while True:
-            if await self._dependencies_healthy(db):
+            database_up = await self._database_answers(db)
+            if database_up:
                 last_healthy = time.monotonic()
-            ready = time.monotonic() - last_healthy < self.settings.dependency_grace_seconds
-            await self._set_ready(ready)
+            await self._report(DATABASE_HEALTH, database_up)
+            await self._report(BROKER_HEALTH, self.broker is not None and self.broker.connected)
+            stuck = self.supervisor.stuck(self.settings.stuck_task_seconds)
+            await self._report("", not stuck)
+            if stuck and not self.stop.is_set():
+                log.error("background tasks stuck failing: %s; restarting the process", stuck)
+                self.exit_status = 1
+                self.stop.set()
+            await self._set_ready(
+                time.monotonic() - last_healthy < self.settings.dependency_grace_seconds
+            )
             await asyncio.sleep(WATCH_INTERVAL_SECONDS)
 
-    async def _dependencies_healthy(self, db: Database) -> bool:
+    @staticmethod
+    async def _database_answers(db: Database) -> bool:
         try:
             await asyncio.wait_for(db.ping(), WATCH_INTERVAL_SECONDS)
         except Exception as exc:
             log.warning("database check failed: %r", exc)
             return False
-        broker_up = self.connection is not None and self.connection.connected.is_set()
-        consuming = self.consumer is None or self.consumer.running
-        return broker_up and consuming
+        return True
+
+    async def _report(self, name: str, up: bool) -> None:
+        """Set a health name, logging each change."""
+        status = SERVING if up else NOT_SERVING
+        if self._reported.get(name) != status:
+            self._reported[name] = status
+            log.log(
+                logging.INFO if up else logging.WARNING,
+                "%s is %s",
+                name or "liveness",
+                health_pb2.HealthCheckResponse.ServingStatus.Name(status),
+            )
+        await self.health.set(name, status)
 
     async def _set_ready(self, ready: bool) -> None:
-        status = SERVING if ready and not self.draining else NOT_SERVING
-        await self.health.set(self.spec.readiness_name, status)
+        await self._report(self.spec.readiness_name, ready and self.started and not self.draining)
 
     async def _shutdown(self, server: grpc.aio.Server, db: Database) -> None:
         settings = self.settings
@@ -177,26 +224,14 @@ class Service:
         await self._set_ready(False)
         log.info("draining for %.1fs", settings.drain_seconds)
         await asyncio.sleep(settings.drain_seconds)
+        # The consumer and the server share one grace budget (the pod's
+        # terminationGracePeriodSeconds is sized on it).
+        deadline = time.monotonic() + settings.stop_grace_seconds
         if self.consumer is not None:
             # Bounded: deliveries not acked by then are redelivered to another consumer.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.consumer.stop(), settings.stop_grace_seconds)
-        await server.stop(settings.stop_grace_seconds)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
+        await server.stop(max(deadline - time.monotonic(), 0.0))
+        await self.supervisor.stop()
         await db.close()
         log.info("stopped")
-
-
-async def _retry(what: str, connect: Callable[[], Awaitable[T]]) -> T:
-    """Connect, retrying until it works: dependencies may start after us."""
-    while True:
-        try:
-            return await connect()
-        except Exception as exc:
-            log.warning("%s not reachable yet: %r", what, exc)
-            await asyncio.sleep(CONNECT_RETRY_SECONDS)

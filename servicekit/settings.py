@@ -29,6 +29,9 @@ class Settings:
     # blip should not take every replica out of rotation (the outbox holds
     # the events meanwhile).
     dependency_grace_seconds: float
+    # A background task failing this long (not for a missing dependency)
+    # fails liveness, so the process is restarted.
+    stuck_task_seconds: float
     log_level: str
     # "dev" or "prod"; prod refuses development switches such as faults.
     profile: str
@@ -48,6 +51,7 @@ class Settings:
             drain_seconds=float(environ.get("DRAIN_SECONDS", "3")),
             stop_grace_seconds=float(environ.get("STOP_GRACE_SECONDS", "10")),
             dependency_grace_seconds=float(environ.get("DEPENDENCY_GRACE_SECONDS", "10")),
+            stuck_task_seconds=float(environ.get("STUCK_TASK_SECONDS", "60")),
             log_level=environ.get("LOG_LEVEL", "INFO"),
             profile=environ.get("PROFILE", "dev"),
         )

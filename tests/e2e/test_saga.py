@@ -103,7 +103,9 @@ def test_customer_cancel_refunds_and_closes_ticket(bread: httpx.Client) -> None:
     assert bread.post(f"/bakeries/{oid}:accept", json={}).status_code == 200
     eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_CONFIRMED")
     canceled = bread.post(f"/orders/{oid}:cancel", json={"reason": "too late"})
-    assert canceled.json()["status"] == "ORDER_STATUS_CANCELED"
+    # A request the bakery answers: CANCELING until it closed the ticket.
+    assert canceled.json()["status"] == "ORDER_STATUS_CANCELING"
+    eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_CANCELED", reason="too late")
     eventually(bread, f"/payments/{order['paymentId']}", status="PAYMENT_STATUS_CANCELED")
     eventually(bread, f"/bakeries/{oid}", status="TICKET_STATUS_CLOSED")
     eventually(
@@ -115,6 +117,26 @@ def test_customer_cancel_refunds_and_closes_ticket(bread: httpx.Client) -> None:
     )
     late = bread.post(f"/bakeries/{oid}:deliver", json={})
     assert late.status_code == 400 and late.json()["code"] == 9
+
+
+def test_cancel_after_the_bread_left_is_refused_by_the_bakery(bread: httpx.Client) -> None:
+    """The order has not heard of the delivery yet, so it asks; the bakery refuses
+    and the order ends DELIVERED, never refunded."""
+    order = place(bread)
+    oid = order["id"]
+    ticket_opened(bread, oid)
+    assert bread.post(f"/bakeries/{oid}:accept", json={}).status_code == 200
+    eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_CONFIRMED")
+    delivered = bread.post(f"/bakeries/{oid}:deliver", json={})
+    canceling = bread.post(f"/orders/{oid}:cancel", json={"reason": "too slow"})
+    assert delivered.status_code == 200, delivered.text
+    # Either the order heard of the delivery first (a clean refusal) or it asked the bakery.
+    assert canceling.status_code in (200, 400), canceling.text
+    eventually(bread, f"/orders/{oid}", status="ORDER_STATUS_DELIVERED")
+    eventually(bread, f"/mypages/{oid}", orderStatus="DELIVERED", bakeryStatus="DELIVERED")
+    assert bread.get(f"/payments/{order['paymentId']}").json()["status"] == (
+        "PAYMENT_STATUS_APPROVED"
+    )
 
 
 def test_baker_actions_out_of_turn_are_failed_preconditions(bread: httpx.Client) -> None:

@@ -1,9 +1,11 @@
 """Self-healing signals with real processes: a wedged event loop fails liveness; a
-broker or database lost for good drops readiness (and it comes back with them);
-the local runner restarts a service that exits."""
+database lost for good drops readiness (and it comes back with it); a lost broker
+does not, and events resume by themselves; the local runner restarts a service
+that exits."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pathlib
 import signal
@@ -12,15 +14,18 @@ import sys
 import threading
 from urllib.parse import urlparse
 
+import aio_pika
 import grpc
+import httpx
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
 from ops.run import SUPERVISORD, program
+from servicekit.server import BROKER_HEALTH
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.support.polling import wait_for
 from tests.support.ports import free_port
-from tests.support.processes import ROOT, SERVING, health_status
+from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
 from tests.support.system import delete_broker_objects, running_system
 from tests.support.tcp_proxy import TcpProxy
 
@@ -67,26 +72,41 @@ def readiness(port: int, name: str) -> int:
         return -1
 
 
-def test_broker_lost_for_good_drops_readiness_until_it_is_back(tmp_path: pathlib.Path) -> None:
+def test_broker_lost_keeps_readiness_and_events_resume(tmp_path: pathlib.Path) -> None:
+    """Without its broker, order still takes orders (readiness stays SERVING and
+    Envoy keeps routing); the "broker" health name reports the loss, and once the
+    broker is back the outbox flows with no restart: the bakery gets the order."""
     broker = urlparse(DEFAULT_AMQP_URL)
     with TcpProxy(broker.port or 5672) as proxy:
         via_proxy = DEFAULT_AMQP_URL.replace(f":{broker.port}/", f":{proxy.port}/")
-        env = {"bakery": {"AMQP_URL": via_proxy, "DEPENDENCY_GRACE_SECONDS": "1"}}
+        env = {"order": {"AMQP_URL": via_proxy, "DEPENDENCY_GRACE_SECONDS": "1"}}
         with running_system(tmp_path, extra_env=env) as system:
-            bakery = system.services["bakery"]
+            order = system.services["order"]
+            pid = order.process.pid if order.process else 0
             proxy.cut()
             wait_for(
-                lambda: readiness(bakery.port, bakery.readiness_name) == NOT_SERVING,
+                lambda: readiness(order.port, BROKER_HEALTH) == NOT_SERVING,
                 timeout=10,
-                what="bakery NOT_SERVING without its broker",
+                what="order reporting its broker lost",
             )
-            assert health_status(bakery.port, "") == SERVING  # alive: no restart wanted
-            proxy.restore()
+            with httpx.Client(base_url=system.http, timeout=5) as http:
+                placed = http.post("/orders", json={"item": "cake", "qty": 1, "customerId": "b"})
+                assert placed.status_code == 200, placed.text
+                oid = placed.json()["id"]
+                assert readiness(order.port, order.readiness_name) == SERVING
+                assert health_status(order.port, "") == SERVING  # alive: no restart wanted
+                proxy.restore()
+                wait_for(
+                    lambda: http.get(f"/bakeries/{oid}").status_code == 200,
+                    timeout=30,
+                    what="the order's event relayed once the broker is back",
+                )
             wait_for(
-                lambda: readiness(bakery.port, bakery.readiness_name) == SERVING,
-                timeout=30,
-                what="bakery SERVING once the broker is back",
+                lambda: readiness(order.port, BROKER_HEALTH) == SERVING,
+                timeout=5,
+                what="order reporting its broker back",
             )
+            assert order.process is not None and order.process.pid == pid
 
 
 def test_database_lost_for_good_drops_readiness_until_it_is_back(tmp_path: pathlib.Path) -> None:
@@ -156,3 +176,33 @@ def _pid_listening(port: int) -> int:
     if marker not in out:
         return 0
     return int(out.split(marker, 1)[1].split(",", 1)[0])
+
+
+def test_a_stuck_task_fails_liveness_and_the_process_exits(tmp_path: pathlib.Path) -> None:
+    """A broker session that cannot start for a reason no retry changes (its queue
+    exists with other arguments) is restarted with backoff, then fails liveness and
+    ends the process with status 1, so supervisord or the kubelet start a new one."""
+    names = f"bread-test-stuck-{free_port()}"
+
+    async def declare_conflicting_queue() -> None:
+        connection = await aio_pika.connect(DEFAULT_AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(f"{names}.bakery", durable=True)  # classic, no DLX
+
+    asyncio.run(declare_conflicting_queue())
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bakery.db",
+        "EVENT_EXCHANGE": names,
+        "QUEUE_PREFIX": names,
+        "STUCK_TASK_SECONDS": "2",
+        "DRAIN_SECONDS": "1",
+    }
+    bakery = ServiceProcess("bakery", free_port(), env, tmp_path).start()
+    try:
+        wait_for(lambda: readiness(bakery.port, "") == NOT_SERVING, timeout=20, what="liveness")
+        assert bakery.process is not None and bakery.process.wait(20) == 1
+        assert "restarting the process" in bakery.log_tail(50)
+    finally:
+        bakery.kill()
+        delete_broker_objects(names, names)

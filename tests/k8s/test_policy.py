@@ -9,9 +9,11 @@ from __future__ import annotations
 import importlib
 import re
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
 from tests.k8s.manifests import (
     SERVICES,
@@ -126,20 +128,153 @@ def test_order_calls_pay_through_the_gateway_mesh_listener(manifests: Manifests)
     assert listener["address"]["socket_address"]["port_value"] == mesh_port
 
 
+# Grace beyond what preStop and the settings add up to, for closing connections and exiting:
+# at the deadline the kubelet sends SIGKILL.
+GRACE_MARGIN_SECONDS = 5
+
+
+def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests) -> None:
+    """After preStop, SIGTERM: DRAIN_SECONDS NOT_SERVING, then STOP_GRACE_SECONDS for the
+    consumer and the accepted calls, then exit. The settings are those the process reads from
+    its rendered environment, defaults included."""
+    running = set()
+    for deployment in manifests.all("Deployment"):
+        for container in containers(deployment):
+            service = _bread_service(container)
+            if service is None:
+                continue
+            running.add(service)
+            env = manifests.container_env(deployment, container)
+            settings = Settings.from_env(service, spec_of(service).default_port, env)
+            pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+            needed = pre_stop + settings.drain_seconds + settings.stop_grace_seconds
+            grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+            assert grace >= needed + GRACE_MARGIN_SECONDS, (
+                f"{name_of(deployment)}: {grace} s < preStop {pre_stop} + drain "
+                f"{settings.drain_seconds} + stop {settings.stop_grace_seconds} + "
+                f"{GRACE_MARGIN_SECONDS}"
+            )
+    assert running == set(SERVICES)
+
+
+def test_gateway_grace_period_covers_its_drain(manifests: Manifests) -> None:
+    """Envoy exits at once on SIGTERM, so its drain happens in preStop: unlisted for a while,
+    then drain_listeners and a wait as long as --drain-time-s, all within the grace period."""
+    gateway = manifests.get("Deployment", "gateway")
+    (envoy,) = containers(gateway)
+    script = " ".join(envoy["lifecycle"]["preStop"]["exec"]["command"])
+    _, asked, after = script.partition("/drain_listeners?graceful")
+    assert asked, "preStop asks Envoy to drain"
+    (drain_time,) = [int(a.split("=")[1]) for a in envoy["args"] if a.startswith("--drain-time-s=")]
+    assert sum(_sleeps(after)) >= drain_time
+    grace = pod_spec(gateway)["terminationGracePeriodSeconds"]
+    assert grace >= sum(_sleeps(script)) + GRACE_MARGIN_SECONDS
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_grace_period_covers_prestop_drain_and_stop(manifests: Manifests, service: str) -> None:
+def test_gateway_notices_not_serving_within_the_drain(manifests: Manifests, service: str) -> None:
     deployment = manifests.get("Deployment", service)
     (container,) = containers(deployment)
     env = manifests.container_env(deployment, container)
-    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    needed = pre_stop + float(env["DRAIN_SECONDS"]) + float(env["STOP_GRACE_SECONDS"])
-    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > needed
-    # The gateway's health checks must notice NOT_SERVING within the drain.
+    settings = Settings.from_env(service, spec_of(service).default_port, env)
     config = envoy_config(manifests)
     (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == service]
     (check,) = cluster["health_checks"]
     noticed = _seconds(check["interval"]) * check["unhealthy_threshold"]
-    assert noticed < float(env["DRAIN_SECONDS"])
+    assert noticed < settings.drain_seconds
+
+
+def test_replicated_services_use_a_server_database_and_surge(manifests: Manifests) -> None:
+    """Pods of one service share its data, so more than one (replicas or an autoscaler) needs a
+    database server: a SQLite file belongs to one pod. And they roll surge-first, so a deploy
+    never lowers the count."""
+    autoscaled = {
+        h["spec"]["scaleTargetRef"]["name"] for h in manifests.all("HorizontalPodAutoscaler")
+    }
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        if deployment["spec"].get("replicas", 1) <= 1 and service not in autoscaled:
+            continue
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        url = urlsplit(Settings.from_env(service, spec_of(service).default_port, env).database_url)
+        # servicekit.db's own test for SQLite; the default URL (none set) is SQLite too.
+        assert not url.scheme.startswith("sqlite"), f"{service}: {url.scheme} with replicas"
+        server = manifests.get("Service", str(url.hostname))
+        assert url.port in {p["port"] for p in server["spec"]["ports"]}, url.geturl()
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate", service
+        assert strategy["rollingUpdate"]["maxUnavailable"] in (0, "0%"), service
+
+
+def test_prod_autoscales_every_service_with_a_disruption_budget(prod: Manifests) -> None:
+    """Two pods at least, and evictions (node drains) take one at a time: never the last."""
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in prod.all("HorizontalPodAutoscaler")
+    }
+    for service in SERVICES:
+        assert service in hpas, f"{service}: no HorizontalPodAutoscaler"
+        floor = hpas[service]["minReplicas"]
+        assert floor >= 2, service
+        labels = _pod_labels(prod, service)
+        (budget,) = [
+            p["spec"]
+            for p in prod.all("PodDisruptionBudget")
+            if matches(p["spec"]["selector"]["matchLabels"], labels)
+        ]
+        # Absolute numbers: a percentage of a changing count is rounded.
+        if "maxUnavailable" in budget:
+            assert isinstance(budget["maxUnavailable"], int), service
+            assert 1 <= budget["maxUnavailable"] < floor, service
+        else:
+            assert isinstance(budget["minAvailable"], int), service
+            assert 1 <= budget["minAvailable"] < floor, service
+
+
+# A database server's image: (role, database, password) of the accounts it creates on its
+# first boot, from its container's environment.
+_ACCOUNTS = {
+    "postgres": lambda env: {
+        (
+            env["POSTGRES_USER"],
+            env.get("POSTGRES_DB", env["POSTGRES_USER"]),
+            env["POSTGRES_PASSWORD"],
+        ),
+        # k8s/base/postgres/databases.sh
+        *((n, n, env[f"{n.upper()}_PASSWORD"]) for n in env.get("SERVICE_DATABASES", "").split()),
+    },
+    "mariadb": lambda env: {
+        (env["MARIADB_USER"], env["MARIADB_DATABASE"], env["MARIADB_PASSWORD"]),
+    },
+}
+
+
+def test_each_service_has_a_database_of_its_own_that_its_server_creates(
+    manifests: Manifests,
+) -> None:
+    databases: dict[tuple[str, str], str] = {}
+    for service in SERVICES:
+        deployment = manifests.get("Deployment", service)
+        (container,) = containers(deployment)
+        env = manifests.container_env(deployment, container)
+        url = urlsplit(Settings.from_env(service, spec_of(service).default_port, env).database_url)
+        if url.scheme.startswith("sqlite"):
+            continue
+        server_service = manifests.get("Service", str(url.hostname))
+        (server,) = [
+            w
+            for w, labels in manifests.pod_labels()
+            if matches(server_service["spec"]["selector"], labels)
+        ]
+        (server_container,) = containers(server)
+        server_env = manifests.container_env(server, server_container)
+        accounts = _ACCOUNTS[server_container["image"].split(":")[0]](server_env)
+        database = url.path.lstrip("/")
+        account = (unquote(url.username or ""), database, unquote(url.password or ""))
+        assert account in accounts, f"{service}: {url.username}@{url.hostname}/{database}"
+        where = (str(url.hostname), database)
+        assert where not in databases, f"{service} shares {where} with {databases.get(where)}"
+        databases[where] = service
 
 
 def test_rollouts_never_lower_capacity(manifests: Manifests) -> None:
@@ -264,7 +399,7 @@ ALLOWED = {
     *(("gateway", service, "grpc") for service in SERVICES),
     ("order", "gateway", "mesh"),
     *((service, "rabbitmq", "amqp") for service in SERVICES),
-    ("order", "postgres", "postgres"),
+    *((service, "postgres", "postgres") for service in ("order", "bakery", "customer")),
     ("pay", "mariadb", "mysql"),
     ("rabbitmq", "rabbitmq", "cluster"),
     ("rabbitmq", "rabbitmq", "epmd"),
@@ -342,3 +477,15 @@ def _pod_labels(manifests: Manifests, workload: str) -> dict[str, str]:
 def _seconds(duration: str) -> float:
     assert duration.endswith("s")
     return float(duration[:-1])
+
+
+def _sleeps(script: str) -> list[int]:
+    return [int(s) for s in re.findall(r"\bsleep (\d+)\b", script)]
+
+
+def _bread_service(container: Obj) -> str | None:
+    """The bread service a container runs (`python -m order_svc`), if any."""
+    match container.get("command", []):
+        case ["python", "-m", module] if module.removesuffix("_svc") in SERVICES:
+            return str(module.removesuffix("_svc"))
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 
-from tests.k8s.manifests import Manifests
+from tests.k8s.manifests import SERVICES, Manifests
 
 # The newest schemas kubernetes-validate ships (offline, inside the wheel).
 KUBERNETES_VERSION = "1.37.0"
@@ -37,11 +37,11 @@ def test_overlay_has_the_whole_application(manifests: Manifests) -> None:
             assert obj["metadata"]["namespace"] == namespace["metadata"]["name"]
 
 
-def test_prod_autoscales_order_and_pay_and_clusters_the_broker(prod: Manifests) -> None:
+def test_prod_autoscales_every_service_and_clusters_the_broker(prod: Manifests) -> None:
     hpas = {
         h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in prod.all("HorizontalPodAutoscaler")
     }
-    assert set(hpas) == {"order", "pay"}
+    assert set(hpas) == set(SERVICES)
     assert hpas["pay"]["maxReplicas"] == 10
     for spec in hpas.values():
         (metric,) = spec["metrics"]

@@ -25,7 +25,7 @@ def apply(events: list) -> Mypage:
     handlers = projection.handlers()
     for seconds, event in events:
         meta = ReceivedEvent("id", event_type(event), "o1", event, T0 + timedelta(seconds=seconds))
-        handlers[event_type(event)](event, meta)
+        handlers[type(event)](event, meta)
     return Mypage.get_by_id("o1")
 
 
@@ -64,8 +64,10 @@ def test_any_arrival_order_ends_delivered(order: tuple[int, ...]) -> None:
 def test_late_placement_does_not_undo_a_cancel() -> None:
     row = apply(
         [
-            (2, ev.OrderCanceled(order_id="o1", reason="changed my mind")),
-            (3, ev.PaymentCanceled(order_id="o1", payment_id="p1", amount=50000)),
+            (2, ev.OrderCancelRequested(order_id="o1", reason="changed my mind")),
+            (3, ev.TicketClosed(order_id="o1", reason="changed my mind")),
+            (4, ev.OrderCanceled(order_id="o1", reason="changed my mind")),
+            (5, ev.PaymentCanceled(order_id="o1", payment_id="p1", amount=50000)),
             (0, SAGA[0][1]),
             (1, SAGA[1][1]),
         ]
@@ -76,3 +78,20 @@ def test_late_placement_does_not_undo_a_cancel() -> None:
         "CLOSED",
     )
     assert row.reason == "changed my mind"
+
+
+def test_a_refused_cancel_ends_delivered_whatever_the_order() -> None:
+    refused = [
+        (2, ev.BakeryAccepted(order_id="o1")),
+        (3, ev.OrderCancelRequested(order_id="o1", reason="too slow")),
+        (4, ev.OrderDelivered(order_id="o1")),
+        (5, ev.CancelRefused(order_id="o1", reason="cancel refused: already delivered")),
+    ]
+    for arrival in itertools.permutations(refused):
+        Mypage.delete().execute()
+        row = apply([*SAGA[:2], *arrival])
+        assert (row.order_status, row.payment_status, row.bakery_status) == (
+            "DELIVERED",
+            "APPROVED",
+            "DELIVERED",
+        )

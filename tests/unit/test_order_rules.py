@@ -4,7 +4,7 @@ import pytest
 
 from order_svc import domain
 from order_svc.menu import DEFAULT_MENU, load_menu
-from servicekit.errors import FailedPrecondition, InvalidArgument
+from servicekit.errors import InvalidArgument
 
 
 def test_price_is_unit_price_times_qty() -> None:
@@ -29,19 +29,26 @@ def test_bad_orders_are_invalid_arguments(item: str, qty: int, customer: str) ->
 
 
 def test_statuses_only_move_forward() -> None:
-    assert domain.can_move(domain.PENDING, domain.PAID)
-    assert domain.can_move(domain.PAID, domain.DELIVERED)  # acceptance seen late
-    assert not domain.can_move(domain.CANCELED, domain.CONFIRMED)
-    assert not domain.can_move(domain.DELIVERED, domain.CANCELED)
-    assert not domain.can_move(domain.FAILED, domain.PAID)
+    can_move = domain.ORDERS.can_move
+    assert can_move(domain.PENDING, domain.PAID)
+    assert can_move(domain.PAID, domain.DELIVERED)  # acceptance seen late
+    assert not can_move(domain.CANCELED, domain.CONFIRMED)
+    assert not can_move(domain.DELIVERED, domain.CANCELED)
+    assert not can_move(domain.FAILED, domain.PAID)
 
 
-def test_only_paid_or_confirmed_orders_can_be_canceled() -> None:
-    domain.check_cancel(domain.PAID)
-    domain.check_cancel(domain.CONFIRMED)
-    for status in (domain.PENDING, domain.DELIVERED, domain.FAILED, domain.REJECTED):
-        with pytest.raises(FailedPrecondition):
-            domain.check_cancel(status)
+def test_a_cancel_is_a_request_the_bakery_answers() -> None:
+    assert domain.ORDERS.sources(domain.CANCELING) == [domain.PAID, domain.CONFIRMED]
+    # Only the bakery's confirmation cancels; its delivery or rejection still ends the order.
+    assert domain.ORDERS.sources(domain.CANCELED) == [domain.CANCELING]
+    assert domain.ORDERS.can_move(domain.CANCELING, domain.DELIVERED)
+    assert domain.ORDERS.can_move(domain.CANCELING, domain.REJECTED)
+
+
+@pytest.mark.parametrize("request_id", ["x" * 65, "a\x00b", "line\nbreak"])
+def test_bad_request_ids_are_invalid_arguments(request_id: str) -> None:
+    with pytest.raises(InvalidArgument):
+        domain.check_request_id(request_id)
 
 
 def test_menu_from_configuration(tmp_path: pathlib.Path) -> None:

@@ -43,7 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bread.bakery.v1.bakery_pb2 import TicketStatus
 from bread.order.v1.order_pb2 import OrderStatus
 from bread.pay.v1.pay_pb2 import PaymentStatus
-from ops.profiles import SERVICES
+from ops.dead_letters import dead_letter_queues, list_dead_letters
 from servicekit.db import open_database
 
 # Statuses the audit knows by name even when the generated code it runs with does not
@@ -198,6 +198,7 @@ class Report:
     # Violations by order id; those not about one order under "".
     problems: dict[str, list[str]] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)  # DLQ -> messages (-1: missing)
+    dead_letter_errors: list[str] = field(default_factory=list)  # what is in them, and why
     ready: dict[str, bool] = field(default_factory=dict)  # "order :8081" -> readiness SERVING
     settle_seconds: float = 0.0
 
@@ -212,7 +213,8 @@ class Report:
             for oid, problems in sorted(self.problems.items(), key=lambda kv: kv[0] == "")
             for problem in problems
         ]
-        lines += [f"dead letters: {q} holds {n}" for q, n in self.dead_letters.items() if n]
+        lines += [f"dead letters: {q} holds {n}" for q, n in self.dead_letters.items() if n > 0]
+        lines += [f"  dead letter {error}" for error in self.dead_letter_errors]
         lines += [f"not ready: {name}" for name, ok in self.ready.items() if not ok]
         return lines
 
@@ -381,11 +383,6 @@ def wait_consistent(
 # ------------------------------------------------------------------------------ the rest
 
 
-def dead_letter_queues(queue_prefix: str) -> list[str]:
-    """Each service queue's DLQ: `<queue_prefix>.<service>.dlq`."""
-    return [f"{queue_prefix}.{name}.dlq" for name in SERVICES]
-
-
 def dead_letters(amqp_url: str, queue_prefix: str) -> dict[str, int]:
     """Messages in each DLQ (passive declare); -1 for a DLQ that does not exist."""
 
@@ -454,4 +451,9 @@ def audit(
             break
         time.sleep(0.25)
     report.dead_letters = dead_letters(amqp_url, queue_prefix)
+    if any(n > 0 for n in report.dead_letters.values()):
+        report.dead_letter_errors = [
+            f"{d.type_name} {d.event_id} (order {d.order_id}) in {d.queue}: {d.error[:200]}"
+            for d in asyncio.run(list_dead_letters(amqp_url, queue_prefix))
+        ]
     return report

@@ -55,6 +55,7 @@ from ops.faults import (
     Target,
     alive,
     close_broker_connections,
+    connection_pids,
     database_server,
     ensure_servers_up,
     kill9,
@@ -374,8 +375,12 @@ def broker_outage(target: Target, say: Say, hold: float = 10.0) -> Outcome:
         say(f"stopping RabbitMQ for {hold:.0f} s")
         outage = take_down(BROKER, hold)
         say(f"RabbitMQ back after {outage.back - outage.began:.1f} s")
+        connected = reconnected(len(before), connection_names(target), outage.back)
         result = load.join()
     out.measure("outage", outage.offsets(result.started))
+    out.measure(
+        "every service connected again", f"{connected - outage.back:.1f} s after the broker"
+    )
     measure_refused(out, result, REFUSED_LIMIT)
     watch.check(out)
     settle_and_finish(target, out, result, outage.back, say)
@@ -384,26 +389,43 @@ def broker_outage(target: Target, say: Say, hold: float = 10.0) -> Outcome:
 
 
 def broker_connections(target: Target, say: Say) -> Outcome:
-    """(b) Every connection of this bread closed from the broker side, twice, under load."""
+    """(b) Every connection of this bread closed from the broker side, twice (the second time
+    once all are back), under load."""
     out = Outcome("broker-connections")
     before = target.running()
-    closed = []
+    names = connection_names(target)
+    closed, back_after = [], []
     with RotationWatch(target, before) as watch:
-        load = SteadyLoad(target, seconds=18).start()
-        for at in (4.0, 10.0):
+        load = SteadyLoad(target, seconds=24).start()
+        for at in (4.0, 5.0):
             load.at(at)
-            closed.append(close_broker_connections(connection_names(target)))
+            closed.append(close_broker_connections(names))
+            cut = time.perf_counter()
             say(f"closed {closed[-1]} broker connections")
+            back_after.append(reconnected(len(before), names, cut) - cut)
         last = time.perf_counter()
         result = load.join()
     out.measure("connections closed", " then ".join(map(str, closed)))
-    if closed[0] < len(before):
-        out.problems.append(f"only {closed[0]} connections found for {len(before)} processes")
+    out.measure(
+        "every service connected again after", " and ".join(f"{s:.1f} s" for s in back_after)
+    )
+    if min(closed) < len(before):
+        out.problems.append(f"only {min(closed)} connections found for {len(before)} processes")
     measure_refused(out, result, REFUSED_LIMIT)
     watch.check(out)
     settle_and_finish(target, out, result, last, say)
     same_processes(out, before, target.running())
     return out
+
+
+def reconnected(count: int, names: Iterable[str], since: float, timeout: float = 30.0) -> float:
+    """When (perf_counter) `count` connections with these names were open again (a new
+    connection each: the broker lists it as soon as it is open)."""
+    wanted = list(names)
+    try:
+        return wait_until(lambda: len(connection_pids(wanted)) >= count, timeout, "reconnected")
+    except TimeoutError:
+        return since + timeout
 
 
 def database_restart(target: Target, say: Say, hold: float = 3.0) -> Outcome:

@@ -271,7 +271,7 @@ def take_down(server: Server, hold: float, on_down: Callable[[], None] = lambda:
 # ------------------------------------------------------------------------------ broker
 
 
-def broker_connections(names: Iterable[str]) -> list[str]:
+def connection_pids(names: Iterable[str]) -> list[str]:
     """Broker-side pids of the AMQP connections named exactly one of names (services name
     theirs after their queue, e.g. "bread.order")."""
     wanted = set(names)
@@ -288,7 +288,7 @@ def broker_connections(names: Iterable[str]) -> list[str]:
 
 def close_broker_connections(names: Iterable[str], why: str = "chaos: broker restart") -> int:
     """Close the named connections from the broker side, as a broker restart would; how many."""
-    pids = broker_connections(names)
+    pids = connection_pids(names)
     for pid in pids:
         with contextlib.suppress(RuntimeError):  # it may have gone meanwhile
             _run("rabbitmqctl", "-q", "close_connection", pid, why)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import subprocess
@@ -854,6 +855,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only", nargs="*", choices=list(SCENARIOS), help="scenarios to run (default: all)"
     )
     args = parser.parse_args(argv)
+    # aiormq logs every refused connect while the broker is down on purpose: not news here.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     target = RunningBread(args.profile, args.replicas)
     if not target.running():
         print("no bread service is running: start `make run` first", file=sys.stderr)

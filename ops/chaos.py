@@ -597,7 +597,8 @@ def races(target: Target, say: Say, count: int = RACES) -> Outcome:
     except TimeoutError:
         out.problems.append("not every race order CONFIRMED after 60 s")
     say(f"racing deliver against cancel for {len(ids)} orders")
-    answers = _race(target.http, ids)
+    unclean: list[str] = []
+    answers = _race(target.http, ids, unclean)
     result = load.join()
     measure_refused(out, result, None)
     delivered = {oid for oid, (deliver, _) in answers.items() if deliver == 200}
@@ -608,13 +609,11 @@ def races(target: Target, say: Say, count: int = RACES) -> Outcome:
         f"deliver {dict(sorted(deliver_codes.items()))},"
         f" cancel {dict(sorted(cancel_codes.items()))}",
     )
-    server_errors = [
-        f"{oid}: deliver {d}, cancel {c}"
-        for oid, (d, c) in answers.items()
-        if not (0 < d < 500 and 0 < c < 500)
-    ]
-    if server_errors:
-        out.problems.append(f"{len(server_errors)} races answered 5xx: {server_errors[:5]}")
+    if unclean:
+        out.problems.append(
+            f"{len(unclean)} calls answered other than 200 or a clean 400 FAILED_PRECONDITION:"
+            f" {unclean[:5]}"
+        )
     expect = Expectations(
         ends={oid: {"DELIVERED", "CANCELED"} for oid in ids},
         placed=result.placed,
@@ -636,9 +635,20 @@ def races(target: Target, say: Say, count: int = RACES) -> Outcome:
     return out
 
 
-def _race(http_base: str, ids: Sequence[str], parallel: int = 4) -> dict[str, tuple[int, int]]:
+def _failed_precondition(response: httpx.Response) -> bool:
+    """A clean refusal: 400 with the JSON error of FAILED_PRECONDITION (gRPC code 9)."""
+    try:
+        return response.status_code == 400 and response.json().get("code") == 9
+    except ValueError:
+        return False
+
+
+def _race(
+    http_base: str, ids: Sequence[str], unclean: list[str], parallel: int = 4
+) -> dict[str, tuple[int, int]]:
     """For each order: POST :deliver and POST :cancel released together by a barrier.
-    (deliver status, cancel status) per order; 0 when there was no answer."""
+    (deliver status, cancel status) per order, 0 when there was no answer; a refusal other
+    than FAILED_PRECONDITION is added to unclean."""
     answers: dict[str, tuple[int, int]] = {}
     clients = [httpx.Client(base_url=http_base, timeout=10) for _ in range(2 * parallel)]
     try:
@@ -667,10 +677,14 @@ def _race(http_base: str, ids: Sequence[str], parallel: int = 4) -> dict[str, tu
                     ) -> None:
                         barrier.wait(10)
                         try:
-                            status = client.post(path, json={"reason": "race"}).status_code
-                        except httpx.HTTPError:
-                            status = 0
-                        codes[(oid, "deliver" if side == 0 else "cancel")] = status
+                            response = client.post(path, json={"reason": "race"})
+                        except httpx.HTTPError as error:
+                            codes[(oid, "deliver" if side == 0 else "cancel")] = 0
+                            unclean.append(f"{path}: {error!r}")
+                            return
+                        codes[(oid, "deliver" if side == 0 else "cancel")] = response.status_code
+                        if response.status_code != 200 and not _failed_precondition(response):
+                            unclean.append(f"{path}: {response.status_code} {response.text}")
 
                     threads.append(threading.Thread(target=call))
             for thread in threads:

@@ -502,7 +502,8 @@ def _check_database_windows(out: Outcome, result: LoadResult, outages: Sequence[
         end = windows[n + 1][0] if n + 1 < len(windows) else result.elapsed
         down, up = down_for_sure[n]
         during = [r for r in requests if down <= r[0] and r[0] + r[1] < up]
-        after = [r for r in requests if back <= r[0] < end]
+        # Requests still running when the next outage began belong to that one.
+        after = [r for r in requests if back <= r[0] and r[0] + r[1] < end]
         failures = [r[0] for r in after if not 200 <= r[2] < 300]
         resumed_from = max(failures, default=back)
         first_ok = next((r[0] for r in after if r[0] >= resumed_from and 200 <= r[2] < 300), None)

@@ -40,7 +40,9 @@ class Backoff:
     cap: float = 10.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.first * 2 ** max(attempt - 1, 0)))
+        # The exponent is bounded: an outage of a thousand retries must not overflow a float.
+        doublings = min(max(attempt - 1, 0), 32)
+        return random.uniform(0, min(self.cap, self.first * 2**doublings))
 
 
 class Supervisor:

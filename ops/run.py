@@ -137,7 +137,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--replicas", type=int, default=1, choices=range(1, SLOTS))
+    parser.add_argument(
+        "--database-url", choices=SERVICES, help="only print this service's DATABASE_URL"
+    )
     args = parser.parse_args()
+    if args.database_url:
+        print(run_database_urls(args.profile, args.replicas)[args.database_url])
+        return 0
 
     amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     if error := check_broker(amqp_url):

@@ -37,7 +37,8 @@ class Backoff:
     """Exponential backoff with full jitter: a random delay up to a doubling cap."""
 
     first: float = 0.2
-    cap: float = 10.0
+    # Low enough that a broker or database back after an outage is used within seconds.
+    cap: float = 3.0
 
     def delay(self, attempt: int) -> float:
         # The exponent is bounded: an outage of a thousand retries must not overflow a float.

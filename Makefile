@@ -59,8 +59,9 @@ dlq: setup ## list dead-lettered events of every service with their error (QUEUE
 redrive: setup ## move dead letters back to their queues (all, or ID="<event id> ...")
 	$(PY) -m ops.dead_letters redrive $(ID)
 
-rebuild-mypage: setup ## rebuild the Mypage read model from the event log (stop customer first)
-	DATABASE_URL=sqlite:///var/customer.db $(PY) -m customer_svc.rebuild --reset
+rebuild-mypage: setup ## rebuild the Mypage read model from the event log (stop customer first; same DB and REPLICAS as make run)
+	DATABASE_URL=$$($(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS) --database-url customer) \
+		$(PY) -m customer_svc.rebuild --reset
 
 test: setup ## run the whole test suite (unit, integration, end-to-end, faults, k8s) and lint
 	$(BIN)/pytest -q

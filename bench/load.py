@@ -12,6 +12,10 @@ a 5xx or no response at all is a failed transaction; availability is transaction
 the total time divided by the elapsed time. A gRPC status counts as the HTTP status Envoy's
 transcoder turns it into (UNAVAILABLE 503, DEADLINE_EXCEEDED 504, ...), so gRPC and HTTP runs
 are comparable. Unlike siege (`connection = close`), connections are kept alive.
+
+siege's "failed" and "availability" count a 4xx as a (served) transaction. Where anything but
+a 2xx means the client did not get what it asked for (a rollout, a chaos run), use `not_ok`
+and `not_ok_share` ("Not 2xx" in the summary) instead.
 """
 
 from __future__ import annotations
@@ -179,7 +183,22 @@ class LoadResult:
     def shortest(self) -> float:
         return min(self.latencies, default=0.0)
 
-    # and ours
+    # and ours: anything but a 2xx is not what the client asked for (siege counts a 4xx as
+    # an available, though unsuccessful, transaction)
+
+    @property
+    def ok(self) -> int:
+        return sum(1 for s in self.statuses if 200 <= s < 300)
+
+    @property
+    def not_ok(self) -> int:
+        """Requests not answered 2xx: 4xx, 5xx and no answer at all."""
+        return self.requests - self.ok
+
+    @property
+    def not_ok_share(self) -> float:
+        """not_ok as a percentage of every request."""
+        return 100.0 * self.not_ok / self.requests if self.requests else 0.0
 
     @property
     def request_rate(self) -> float:
@@ -224,6 +243,7 @@ class LoadResult:
             f"Longest transaction:       {self.longest:10.3f}",
             f"Shortest transaction:      {self.shortest:10.3f}",
             f"Requests:                  {self.requests:10d} ({self.request_rate:.1f}/s)",
+            f"Not 2xx:                   {self.not_ok:10d} ({self.not_ok_share:.2f} %)",
             "Latency p50/p95/p99:       "
             f"{self.percentile(50) * 1e3:.1f} / {self.percentile(95) * 1e3:.1f} / "
             f"{self.percentile(99) * 1e3:.1f} ms (mean {self.mean * 1e3:.1f} ms, every request)",
@@ -271,6 +291,7 @@ class LoadResult:
             "longest_transaction": round(self.longest, 3),
             "shortest_transaction": round(self.shortest, 3),
             "requests": self.requests,
+            "not_2xx": self.not_ok,
             "p50_ms": round(self.percentile(50) * 1e3, 1),
             "p95_ms": round(self.percentile(95) * 1e3, 1),
             "p99_ms": round(self.percentile(99) * 1e3, 1),

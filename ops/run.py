@@ -17,7 +17,7 @@ import aio_pika
 
 from ops.databases import ensure_database
 from ops.envoy_config import DEFAULT_PORTS, EnvoyTopology, render
-from ops.profiles import SERVICES, database_urls
+from ops.profiles import PROFILES, SERVICES, database_urls, describe
 from ops.tokens import DevIssuer
 from servicekit.settings import DEFAULT_AMQP_URL
 
@@ -107,11 +107,17 @@ def program(
     )
 
 
+def run_database_urls(profile: str, replicas: int) -> dict[str, str]:
+    """The databases of `make run`: the profile's, with every service on a server database
+    once it has more than one replica (see ops.profiles.database_urls)."""
+    return database_urls(profile, str(VAR), replicas={name: replicas for name in SERVICES})
+
+
 def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) -> str:
     python = sys.executable
     config = SUPERVISORD.format(var=VAR)
     programs = []
-    for name, url in database_urls(profile, str(VAR)).items():
+    for name, url in run_database_urls(profile, replicas).items():
         for slot, port in enumerate(slot_ports(name), start=1):
             programs.append(f"{name}-{slot}")
             env = {"DATABASE_URL": url, "GRPC_PORT": port, "PYTHONUNBUFFERED": 1}
@@ -130,16 +136,23 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="default", choices=["default", "polyglot"])
+    parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--replicas", type=int, default=1, choices=range(1, SLOTS))
+    parser.add_argument(
+        "--database-url", choices=SERVICES, help="only print this service's DATABASE_URL"
+    )
     args = parser.parse_args()
+    if args.database_url:
+        print(run_database_urls(args.profile, args.replicas)[args.database_url])
+        return 0
 
     amqp_url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
     if error := check_broker(amqp_url):
         print(BROKER_HELP.format(url=amqp_url, error=error), file=sys.stderr)
         return 1
     VAR.mkdir(exist_ok=True)
-    for url in database_urls(args.profile, str(VAR)).values():
+    urls = run_database_urls(args.profile, args.replicas)
+    for url in urls.values():
         ensure_database(url)
     envoy_yaml = VAR / "envoy.yaml"
     upstreams = {name: [("127.0.0.1", port) for port in slot_ports(name)] for name in SERVICES}
@@ -157,6 +170,8 @@ def main() -> int:
         f" Logs: {VAR}",
         flush=True,
     )
+    for name, url in urls.items():
+        print(f"  {name}: {args.replicas} replica(s), {describe(url)}", flush=True)
     supervisord = pathlib.Path(sys.executable).parent / "supervisord"
     os.execv(supervisord, [str(supervisord), "-n", "-c", str(conf)])
 

@@ -37,10 +37,13 @@ class Backoff:
     """Exponential backoff with full jitter: a random delay up to a doubling cap."""
 
     first: float = 0.2
-    cap: float = 10.0
+    # Low enough that a broker or database back after an outage is used within seconds.
+    cap: float = 3.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.first * 2 ** max(attempt - 1, 0)))
+        # The exponent is bounded: an outage of a thousand retries must not overflow a float.
+        doublings = min(max(attempt - 1, 0), 32)
+        return random.uniform(0, min(self.cap, self.first * 2**doublings))
 
 
 class Supervisor:

@@ -70,7 +70,7 @@ def test_a_forged_subject_does_not_buy_fresh_buckets(limited: BreadSystem) -> No
     counter = iter(range(10_000))
 
     class Forging(httpx.Client):
-        def get(self, url: httpx.URL | str, **kwargs: object) -> httpx.Response:  # type: ignore[override]
+        def get(self, url: httpx.URL | str, **kwargs: object) -> httpx.Response:
             return super().get(url, headers={"x-bread-subject": f"s{next(counter)}"})
 
     with Forging(base_url=limited.http, timeout=5) as anonymous:

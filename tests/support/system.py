@@ -2,7 +2,11 @@
 
 Each system gets its own exchange and queue prefix, its own SQLite files or
 uniquely named PostgreSQL/MariaDB databases, and free ports, so runs never see
-each other's data; everything is removed again at stop().
+each other's data; everything is removed again at stop(). A service given more
+than one replica keeps its data on PostgreSQL (ops.profiles.database_urls), as
+under `make run REPLICAS=2`.
+
+A BreadSystem is also an ops.faults.Target: the chaos scenarios run against it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import httpx
 
 from ops.databases import drop_database, ensure_database
 from ops.envoy_config import EnvoyTopology
+from ops.faults import Replica
 from ops.profiles import SERVICES, database_urls
 from ops.rollout import envoy_routes_to
 from ops.tokens import DevIssuer
@@ -59,7 +64,16 @@ class BreadSystem:
 
     @property
     def urls(self) -> dict[str, str]:
-        return database_urls(self.profile, str(self.tmp), f"bread_{self.run_id}")
+        return database_urls(self.profile, str(self.tmp), f"bread_{self.run_id}", self.replicas)
+
+    @property
+    def amqp_url(self) -> str:
+        return DEFAULT_AMQP_URL
+
+    @property
+    def admin_url(self) -> str:
+        assert self.envoy is not None
+        return self.envoy.admin_url
 
     @property
     def gateway(self) -> str:
@@ -155,16 +169,36 @@ class BreadSystem:
     def spawn(self, name: str, port: int) -> ServiceProcess:
         return ServiceProcess(name, port, self.env(name), self.tmp).start()
 
-    def restart(self, name: str) -> ServiceProcess:
-        """Start the service again on its port; return once Envoy routes to it again
-        (its health check had marked the host down)."""
+    def restart(self, name: str, port: int | None = None) -> ServiceProcess:
+        """Start the service again on its port (the first replica's unless given); return once
+        Envoy routes to it again (its health check had marked the host down)."""
         assert self.envoy is not None
-        port = self.services[name].port
-        self.services[name] = self.replica_processes[name][port] = self.spawn(name, port)
-        self.services[name].wait_ready()
+        port = port or self.services[name].port
+        process = self.replica_processes[name][port] = self.spawn(name, port)
+        if port == self.services[name].port:
+            self.services[name] = process
+        process.wait_ready()
         admin = self.envoy.admin_url
         wait_for(lambda: envoy_routes_to(admin, port), timeout=15, what=f"Envoy routing to {name}")
-        return self.services[name]
+        return process
+
+    def running(self) -> list[Replica]:
+        """Every running service process (ops.faults.Target)."""
+        return [
+            Replica(name, port, process.process.pid)
+            for name, replicas in self.replica_processes.items()
+            for port, process in replicas.items()
+            if process.process is not None and process.process.poll() is None
+        ]
+
+    def revive(self, replica: Replica) -> Replica:
+        """A killed replica started again, as supervisord would (ops.faults.Target)."""
+        process = self.replica_processes[replica.service][replica.port]
+        if process.process is not None:
+            process.process.wait(10)  # reap it
+        new = self.restart(replica.service, replica.port)
+        assert new.process is not None
+        return Replica(replica.service, replica.port, new.process.pid)
 
     def channel(self, role: str = "operator", subject: str = "tester") -> grpc.Channel:
         """A gRPC channel to the edge whose calls are signed in."""

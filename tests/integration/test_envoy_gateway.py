@@ -89,8 +89,9 @@ def envoy_validate(config: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "topology",
     [
-        EnvoyTopology(),
+        EnvoyTopology(jwks_path=ISSUER.jwks_path),
         EnvoyTopology(
+            jwks_path=ISSUER.jwks_path,
             dns=True,
             descriptor_path=REPO_ROOT / "build" / "bread.pb",
             upstreams={
@@ -118,6 +119,8 @@ def test_cli_renders_replicas_and_validates(tmp_path: Path) -> None:
         [
             sys.executable,
             *("-m", "ops.envoy_config", "--out", str(out), "--validate"),
+            # Not the default var/keys, which exists only once `make run` or `make token` ran.
+            *("--jwks", str(ISSUER.jwks_path)),
             *("--upstream", "order=127.0.0.1:18081,127.0.0.1:28081"),
             *("--pay-timeout-ms", "500"),
         ],

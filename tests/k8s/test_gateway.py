@@ -7,11 +7,13 @@ import shlex
 import subprocess
 import sys
 
-from ops.envoy_config import envoy_binary
+from ops.envoy_config import WEB_FILES, envoy_binary
+from ops.tokens import DevIssuer
 from tests.k8s.manifests import K8S, ROOT, Manifests, containers, envoy_config_text, pod_spec
 
 GATEWAY = K8S / "base" / "gateway"
 LOCAL_DESCRIPTOR = ROOT / "build" / "bread.pb"
+LOCAL_WEB = ROOT / "web"
 
 
 def render_args() -> list[str]:
@@ -32,19 +34,33 @@ def test_committed_config_is_a_fresh_render(tmp_path: pathlib.Path) -> None:
 
 def test_configmap_passes_envoy_validate(manifests: Manifests, tmp_path: pathlib.Path) -> None:
     """`envoy --mode validate` on the ConfigMap's envoy.yaml, exactly as mounted, except the
-    descriptor set: in the pod the init container puts it at the path the config names."""
+    files Envoy reads at start that only the pod has: the descriptor set and the web page,
+    which the init containers copy to the paths the config names, and the JWKS."""
     deployment = manifests.get("Deployment", "gateway")
     (envoy,) = containers(deployment)
     mounted = {m["name"]: m["mountPath"] for m in envoy["volumeMounts"]}
-    (init,) = pod_spec(deployment)["initContainers"]
-    copied_to = pathlib.PurePosixPath(init["command"][-1])
+    inits = {c["name"]: c for c in pod_spec(deployment)["initContainers"]}
+    assert set(inits) == {"descriptors", "web"}
+    copied_to = pathlib.PurePosixPath(inits["descriptors"]["command"][-1])
     assert str(copied_to.parent) == mounted["descriptors"]
+    # The page's files: all of /app/web, into the volume Envoy mounts.
+    assert inits["web"]["command"] == ["cp", "-R", "/app/web/.", mounted["web"]]
+    assert {m["mountPath"] for m in inits["web"]["volumeMounts"]} == {mounted["web"]}
 
     text = envoy_config_text(manifests)
     in_pod = f'proto_descriptor: "{copied_to}"'
     assert text.count(in_pod) == 1
+    text = text.replace(in_pod, f'proto_descriptor: "{LOCAL_DESCRIPTOR}"')
+    for name in WEB_FILES.values():
+        page_file = f'filename: "{mounted["web"]}/{name}"'
+        assert text.count(page_file) == 1, name
+        text = text.replace(page_file, f'filename: "{LOCAL_WEB / name}"')
+    jwks = 'local_jwks: {filename: "/etc/bread/jwks/jwks.json"}'
+    assert text.count(jwks) == 1
+    keys = DevIssuer(tmp_path / "keys").ensure_keys().jwks_path
+    text = text.replace(jwks, f'local_jwks: {{filename: "{keys}"}}')
     config = tmp_path / "envoy.yaml"
-    config.write_text(text.replace(in_pod, f'proto_descriptor: "{LOCAL_DESCRIPTOR}"'))
+    config.write_text(text)
     assert f"--config-path={mounted['config']}/envoy.yaml" in envoy["args"]
 
     result = subprocess.run(

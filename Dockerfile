@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every bread service; the command picks which one runs:
 #   python -m order_svc | pay_svc | bakery_svc | customer_svc
-# It also carries Envoy's descriptor set (/app/build/bread.pb) for the gateway.
+# It also carries what the gateway's init containers copy out: Envoy's descriptor set
+# (/app/build/bread.pb) and the web page (/app/web).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: runtime dependencies in a venv, code generated from protos/
@@ -34,6 +35,7 @@ COPY order_svc order_svc
 COPY pay_svc pay_svc
 COPY bakery_svc bakery_svc
 COPY customer_svc customer_svc
+COPY web web
 # Byte-code now: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app
 USER 10001:10001

@@ -24,6 +24,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
 DEFAULT_DESCRIPTOR = REPO_ROOT / "build" / "bread.pb"
+# The web page's files, which the edge answers itself (direct responses read at start-up).
+WEB_ROOT = REPO_ROOT / "web"
+WEB_FILES = {"web_index": "index.html", "web_script": "app.js", "web_style": "style.css"}
 
 Endpoint = tuple[str, int]
 
@@ -67,6 +70,11 @@ class EnvoyTopology:
     jwt_audience: str = AUDIENCE
     # Origins other than the edge's own that browsers may call the API from.
     cors_origins: Sequence[str] = ()
+    # The directory with the page's files (WEB_FILES), as Envoy sees it: read when it starts.
+    web_root: Path = WEB_ROOT
+    # The development sign-in (ops.dev_signin): POST /auth/dev-token is routed there only when
+    # set. Never in production: it signs a token for any name and role.
+    dev_signin: Endpoint | None = None
     # Requests per second per caller (token subject, else client address), with a burst of
     # twice that; 0 turns the limit off.
     rate_limit: int = 50
@@ -102,6 +110,8 @@ def render(topology: EnvoyTopology) -> str:
         "jwt_issuer": json.dumps(topology.jwt_issuer),
         "jwt_audience": json.dumps(topology.jwt_audience),
         "cors_origins": json.dumps([{"exact": origin} for origin in topology.cors_origins]),
+        **{key: json.dumps(str(topology.web_root / name)) for key, name in WEB_FILES.items()},
+        **_dev_signin(topology.dev_signin),
         "rate_limit_percent": "100" if topology.rate_limit else "0",
         "rate_limit": str(max(topology.rate_limit, 1)),
         "rate_limit_burst": str(2 * max(topology.rate_limit, 1)),
@@ -141,10 +151,42 @@ def _check(t: EnvoyTopology) -> None:
     if t.place_order_timeout_ms <= t.pay_timeout_ms:
         # Otherwise the edge would cut PlaceOrder while order still waits for pay.
         raise ValueError("place_order_timeout_ms must be greater than pay_timeout_ms")
+    if not t.web_root.is_absolute():
+        raise ValueError(f"web_root {t.web_root} must be an absolute path (Envoy reads it)")
+    if t.dev_signin is not None:
+        host, port = t.dev_signin
+        if not _is_ip(host) or not 0 < port <= 65535:
+            raise ValueError(f"dev_signin {host}:{port} must be an IP address and a port")
     if t.rate_limit < 0:
         raise ValueError("rate_limit must not be negative (0 turns it off)")
     if t.pay_max_requests <= 0:
         raise ValueError("pay_max_requests must be positive")
+
+
+def _dev_signin(endpoint: Endpoint | None) -> dict[str, str]:
+    """The route, jwt_authn rule and cluster of the development sign-in; comments without one."""
+    if endpoint is None:
+        absent = "# (none in this topology)"
+        return {"dev_signin_route": absent, "dev_signin_rule": absent, "dev_signin_cluster": absent}
+    path = "/auth/dev-token"
+    cluster = (
+        f"{{cluster_name: dev_signin, endpoints: [{{lb_endpoints: {_endpoints([endpoint])}}}]}}"
+    )
+    return {
+        "dev_signin_route": (
+            f"- {{match: {{path: {path}}}, route: {{cluster: dev_signin, timeout: 2s}}, "
+            # Who is asking, as Envoy saw the connection (whatever a client put in this header).
+            "request_headers_to_add: [{header: {key: x-bread-peer-address, "
+            "value: '%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%'}, "
+            "append_action: OVERWRITE_IF_EXISTS_OR_ADD}], "
+            "typed_per_filter_config: *not_an_rpc}"
+        ),
+        "dev_signin_rule": f"- match: {{path: {path}}}",
+        "dev_signin_cluster": (
+            "- {name: dev_signin, type: STATIC, connect_timeout: 0.25s, "
+            f"load_assignment: {cluster}}}"
+        ),
+    }
 
 
 def _is_ip(host: str) -> bool:
@@ -195,6 +237,14 @@ def parse_endpoints(text: str) -> list[Endpoint]:
     return endpoints
 
 
+def _endpoint_arg(text: str) -> Endpoint:
+    try:
+        (endpoint,) = parse_endpoints(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected one HOST:PORT, got {text!r}") from exc
+    return endpoint
+
+
 def _upstream_arg(text: str) -> tuple[str, list[Endpoint]]:
     name, sep, rest = text.partition("=")
     if not sep or name not in SERVICES:
@@ -224,6 +274,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jwt-audience", default=d.jwt_audience)
     p.add_argument("--cors-origin", action="append", default=[], help="an allowed origin")
     p.add_argument("--rate-limit", type=int, default=d.rate_limit, help="per caller; 0: off")
+    p.add_argument(
+        "--web-root", type=Path, default=d.web_root, help="directory of the page's files"
+    )
+    p.add_argument(
+        "--dev-signin",
+        type=_endpoint_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help="route POST /auth/dev-token there (development only)",
+    )
     p.add_argument("--descriptor", type=Path, default=d.descriptor_path, help="descriptor set")
     p.add_argument(
         "--upstream",
@@ -263,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         jwt_issuer=args.jwt_issuer,
         jwt_audience=args.jwt_audience,
         cors_origins=tuple(args.cors_origin),
+        web_root=args.web_root.resolve() if not args.web_root.is_absolute() else args.web_root,
+        dev_signin=args.dev_signin,
         rate_limit=args.rate_limit,
         upstreams=upstreams,
         dns=args.dns,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import aio_pika
 
+from ops import dev_signin
 from ops.databases import ensure_database
 from ops.envoy_config import DEFAULT_PORTS, EnvoyTopology, render
 from ops.profiles import PROFILES, SERVICES, database_urls, describe
@@ -26,7 +27,6 @@ VAR = ROOT / "var"
 # Ports per service in Envoy's cluster: the replicas plus a free one that a
 # rollout starts the next version in (see ops/rollout.py).
 SLOTS = 3
-WEB_PORT = 8080
 
 BROKER_HELP = """RabbitMQ does not answer at {url} ({error}).
 Start it, then run `make run` again:
@@ -129,9 +129,10 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
     # One worker beat two on a 2-core machine (DESIGN.md, measured).
     command = f"{envoy} -c {envoy_yaml} --concurrency 1 --disable-hot-restart --log-level warn"
     config += program("envoy", command, priority=10)
-    # The browser page; it talks to the gateway (CORS allows any origin).
-    web = f"{python} -m http.server {WEB_PORT} --bind 127.0.0.1 --directory {ROOT / 'web'}"
-    return config + program("web", web, priority=30)
+    # The page's development sign-in, on loopback behind Envoy (/auth/dev-token); the page
+    # itself is served by Envoy.
+    signin = f"{python} -m ops.dev_signin --port {dev_signin.DEFAULT_PORT}"
+    return config + program("dev-signin", signin, {"PYTHONUNBUFFERED": 1}, priority=10)
 
 
 def main() -> int:
@@ -159,15 +160,19 @@ def main() -> int:
     # The edge verifies tokens with the development key (`make token` signs with it).
     jwks = DevIssuer().ensure_keys().jwks_path
     rate_limit = int(os.environ.get("EDGE_RATE_LIMIT", EnvoyTopology.rate_limit))
-    envoy_yaml.write_text(
-        render(EnvoyTopology(upstreams=upstreams, jwks_path=jwks, rate_limit=rate_limit))
+    topology = EnvoyTopology(
+        upstreams=upstreams,
+        jwks_path=jwks,
+        rate_limit=rate_limit,
+        dev_signin=("127.0.0.1", dev_signin.DEFAULT_PORT),
     )
+    envoy_yaml.write_text(render(topology))
     conf = VAR / "supervisord.conf"
     conf.write_text(supervisord_config(args.profile, envoy_yaml, args.replicas))
     print(
-        f"bread ({args.profile}): services {', '.join(SERVICES)}; gateway http://localhost:8088"
-        f" (gRPC and HTTP/JSON); web page http://localhost:{WEB_PORT}; Ctrl-C stops everything."
-        f" Logs: {VAR}",
+        f"bread ({args.profile}): services {', '.join(SERVICES)}; gateway and web page"
+        " http://localhost:8088 (sign in there; gRPC and HTTP/JSON with `make token`);"
+        f" Ctrl-C stops everything. Logs: {VAR}",
         flush=True,
     )
     for name, url in urls.items():

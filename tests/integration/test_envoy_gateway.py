@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from ops.dev_signin import SignInServer
 from ops.envoy_config import REPO_ROOT, EnvoyTopology, envoy_binary, render
 from ops.tokens import DevIssuer
 from tests.support.envoy import EnvoyProcess, start_envoy
@@ -89,8 +90,10 @@ def envoy_validate(config: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "topology",
     [
-        EnvoyTopology(),
+        EnvoyTopology(jwks_path=ISSUER.jwks_path),
+        EnvoyTopology(jwks_path=ISSUER.jwks_path, dev_signin=("127.0.0.1", 8085)),
         EnvoyTopology(
+            jwks_path=ISSUER.jwks_path,
             dns=True,
             descriptor_path=REPO_ROOT / "build" / "bread.pb",
             upstreams={
@@ -101,7 +104,7 @@ def envoy_validate(config: Path) -> subprocess.CompletedProcess[str]:
             },
         ),
     ],
-    ids=["local", "dns"],
+    ids=["local", "local-dev-signin", "dns"],
 )
 def test_rendered_config_is_valid(topology: EnvoyTopology, tmp_path: Path) -> None:
     config = tmp_path / "envoy.yaml"
@@ -118,6 +121,8 @@ def test_cli_renders_replicas_and_validates(tmp_path: Path) -> None:
         [
             sys.executable,
             *("-m", "ops.envoy_config", "--out", str(out), "--validate"),
+            # Not the default var/keys, which exists only once `make run` or `make token` ran.
+            *("--jwks", str(ISSUER.jwks_path)),
             *("--upstream", "order=127.0.0.1:18081,127.0.0.1:28081"),
             *("--pay-timeout-ms", "500"),
         ],
@@ -232,6 +237,77 @@ def test_cors_for_the_web_page(dead_envoy: EnvoyProcess) -> None:
         f"{dead_envoy.edge_url}/menu", headers={"origin": "https://evil.example"}, timeout=5
     )
     assert "access-control-allow-origin" not in elsewhere.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "content_type"),
+    [
+        ("/", "index.html", "text/html; charset=utf-8"),
+        ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "style.css", "text/css; charset=utf-8"),
+    ],
+)
+def test_the_page_is_served_by_the_edge_without_a_token(
+    dead_envoy: EnvoyProcess, path: str, name: str, content_type: str
+) -> None:
+    # Every service is down: Envoy answers the page itself.
+    response = httpx.get(dead_envoy.edge_url + path, timeout=5)
+    assert response.status_code == 200
+    assert response.content == (REPO_ROOT / "web" / name).read_bytes()
+    assert response.headers["content-type"] == content_type
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-cache"
+    if name == "index.html":
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+        assert "unsafe-inline" not in policy
+
+
+def test_only_the_page_and_the_menu_need_no_token(dead_envoy: EnvoyProcess) -> None:
+    # Paths beside the page's files still need a token: 401, before anything else.
+    for path in ("/index.html", "/app.js.map", "/web/index.html", "/orders", "/mypages"):
+        assert_json_error(httpx.get(dead_envoy.edge_url + path, timeout=5), 401, 16)
+
+
+def test_no_dev_signin_without_one_in_the_topology(dead_envoy: EnvoyProcess) -> None:
+    response = httpx.post(
+        f"{dead_envoy.edge_url}/auth/dev-token", json={"sub": "mallory", "role": "operator"}
+    )
+    assert_json_error(response, 401, 16)
+    # Even signed in, there is no such API.
+    response = httpx.post(
+        f"{dead_envoy.edge_url}/auth/dev-token",
+        json={"sub": "mallory", "role": "operator"},
+        headers=AUTH,
+    )
+    assert_json_error(response, 404, 5)
+
+
+def test_dev_signin_through_the_edge(tmp_path: Path) -> None:
+    server = SignInServer(("127.0.0.1", 0), ISSUER)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    topology = local_topology(dev_signin=("127.0.0.1", server.server_port))
+    try:
+        with start_envoy(topology, tmp_path) as envoy:
+            url = f"{envoy.edge_url}/auth/dev-token"
+            # A peer address a client claims is replaced by the one Envoy saw (loopback here).
+            answer = httpx.post(
+                url,
+                json={"sub": "alice", "role": "customer"},
+                headers={"x-bread-peer-address": "10.9.9.9"},
+            )
+            assert answer.status_code == 200, answer.text
+            token = answer.json()["token"]
+            # The edge takes the token: the request gets past jwt_authn to the (down) service.
+            signed_in = {"authorization": f"Bearer {token}"}
+            response = httpx.get(f"{envoy.edge_url}/mypages", headers=signed_in, timeout=5)
+            assert_json_error(response, 503, 14)
+            # The sign-in's own refusals keep the JSON error shape.
+            refused = httpx.post(url, json={"sub": "alice", "role": "king"})
+            assert_json_error(refused, 400, 3)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_mesh_without_pay_fails_fast(dead_envoy: EnvoyProcess) -> None:

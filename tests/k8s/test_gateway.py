@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ops.envoy_config import AUDIENCE, DEV_ISSUER, envoy_binary
+from ops.envoy_config import AUDIENCE, DEV_ISSUER, WEB_FILES, envoy_binary
 from tests.k8s.manifests import (
     K8S,
     OVERLAYS,
@@ -25,6 +25,7 @@ from tests.k8s.manifests import (
 )
 
 LOCAL_DESCRIPTOR = ROOT / "build" / "bread.pb"
+LOCAL_WEB = ROOT / "web"
 
 
 def render_args(overlay: str) -> list[str]:
@@ -48,19 +49,28 @@ def test_committed_config_is_a_fresh_render(overlay: str, tmp_path: pathlib.Path
 
 def test_configmap_passes_envoy_validate(manifests: Manifests, tmp_path: pathlib.Path) -> None:
     """`envoy --mode validate` on the ConfigMap's envoy.yaml, exactly as mounted, except the
-    files the pod has and this machine does not: the descriptor set, where the init container
-    puts it, and the JWKS, from the Secret the pod mounts (jwt_authn reads it at start)."""
+    files the pod has and this machine does not: the descriptor set and the web page, where
+    the init containers put them, and the JWKS, from the Secret the pod mounts (jwt_authn
+    reads it at start)."""
     deployment = manifests.get("Deployment", "gateway")
     (envoy,) = containers(deployment)
     mounted = {m["name"]: m["mountPath"] for m in envoy["volumeMounts"]}
-    (init,) = pod_spec(deployment)["initContainers"]
-    copied_to = pathlib.PurePosixPath(init["command"][-1])
+    inits = {c["name"]: c for c in pod_spec(deployment)["initContainers"]}
+    assert set(inits) == {"descriptors", "web"}
+    copied_to = pathlib.PurePosixPath(inits["descriptors"]["command"][-1])
     assert str(copied_to.parent) == mounted["descriptors"]
+    # The page's files: all of /app/web, into the volume Envoy mounts.
+    assert inits["web"]["command"] == ["cp", "-R", "/app/web/.", mounted["web"]]
+    assert {m["mountPath"] for m in inits["web"]["volumeMounts"]} == {mounted["web"]}
 
     text = envoy_config_text(manifests)
     in_pod = f'proto_descriptor: "{copied_to}"'
     assert text.count(in_pod) == 1
     text = text.replace(in_pod, f'proto_descriptor: "{LOCAL_DESCRIPTOR}"')
+    for name in WEB_FILES.values():
+        page_file = f'filename: "{mounted["web"]}/{name}"'
+        assert text.count(page_file) == 1, name
+        text = text.replace(page_file, f'filename: "{LOCAL_WEB / name}"')
     jwks_path, jwks = mounted_jwks(manifests)
     local_jwks = tmp_path / "jwks.json"
     local_jwks.write_text(jwks)

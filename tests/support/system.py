@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ import grpc
 import httpx
 
 from ops.databases import drop_database, ensure_database
+from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
 from ops.faults import Replica
 from ops.profiles import SERVICES, database_urls
@@ -53,6 +55,9 @@ class BreadSystem:
     envoy: EnvoyProcess | None = None
     # The edge's per-caller rate limit; off unless a test is about it.
     rate_limit: int = 0
+    # The page's development sign-in (POST /auth/dev-token), in this process, behind the edge.
+    dev_signin: bool = False
+    signin_server: SignInServer | None = None
 
     @property
     def exchange(self) -> str:
@@ -123,6 +128,11 @@ class BreadSystem:
     def start(self) -> BreadSystem:
         for url in self.urls.values():
             ensure_database(url)
+        if self.dev_signin:
+            self.signin_server = SignInServer(("127.0.0.1", 0), self.issuer)
+            threading.Thread(
+                target=self.signin_server.serve_forever, name="dev-signin", daemon=True
+            ).start()
         self.slots = {
             name: [
                 free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
@@ -138,6 +148,9 @@ class BreadSystem:
                 listen_address="127.0.0.1",
                 jwks_path=self.issuer.ensure_keys().jwks_path,
                 rate_limit=self.rate_limit,
+                dev_signin=(
+                    ("127.0.0.1", self.signin_server.server_port) if self.signin_server else None
+                ),
                 upstreams={
                     name: [("127.0.0.1", port) for port in ports]
                     for name, ports in self.slots.items()
@@ -213,6 +226,9 @@ class BreadSystem:
                 process.kill()
         if self.envoy is not None:
             self.envoy.stop()
+        if self.signin_server is not None:
+            self.signin_server.shutdown()
+            self.signin_server.server_close()
         delete_broker_objects(self.exchange, self.queue_prefix)
         for url in self.urls.values():
             drop_database(url)

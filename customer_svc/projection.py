@@ -37,15 +37,27 @@ def project(
     is_new = row is None
     if row is None:
         row = Mypage(order_id=order_id, created=at, updated=at)
+    reason = facts.pop("reason", "")
     for name, value in facts.items():
         if value:
             setattr(row, name, value)
+    if reason and _tells_why(row.order_status, order_status):
+        row.reason = reason
     row.order_status = advance(row.order_status, order_status, ORDER_RANK)
     row.payment_status = advance(row.payment_status, payment_status, PAYMENT_RANK)
     row.bakery_status = advance(row.bakery_status, bakery_status, BAKERY_RANK)
     row.created = min(row.created, at)
     row.updated = max(row.updated, at)
     row.save(force_insert=is_new)
+
+
+def _tells_why(current: str, new: str) -> bool:
+    """Whether an event's reason is the row's, whatever order events arrive in: the reason
+    of the status the order ends in (a rejection's, a cancel's, a failure's); a refused
+    cancel's (no status of its own) while the order may yet be, or is, delivered."""
+    if new:
+        return advance(current, new, ORDER_RANK) == new
+    return current in ("", "PAID", "CONFIRMED", "CANCELING", "DELIVERED")
 
 
 def _order_facts(e: ev.OrderPlaced | ev.OrderFailed) -> dict[str, Any]:
@@ -71,7 +83,9 @@ def handlers() -> Handlers:
         ev.OrderFailed: on(
             lambda e: {**_order_facts(e), "reason": e.reason, "order_status": "FAILED"}
         ),
-        ev.OrderCancelRequested: on(lambda e: {"reason": e.reason, "order_status": "CANCELING"}),
+        # The request's reason is the order's once canceled (OrderCanceled carries it);
+        # until then a refusal's may yet be the one to show.
+        ev.OrderCancelRequested: on(lambda e: {"order_status": "CANCELING"}),
         ev.TicketClosed: on(lambda e: {"bakery_status": "CLOSED"}),
         ev.CancelRefused: on(lambda e: {"reason": e.reason}),
         ev.OrderCanceled: on(lambda e: {"reason": e.reason, "order_status": "CANCELED"}),

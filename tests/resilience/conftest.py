@@ -25,7 +25,11 @@ def mesh(system: BreadSystem, name: str) -> int:
     """One counter or gauge of the order -> pay cluster, e.g. 'upstream_rq_total'."""
     assert system.envoy is not None
     key = f"cluster.pay_mesh.{name}"
-    return stats(system.envoy.admin_url, "^" + key.replace(".", r"\.") + "$").get(key, 0)
+    found = stats(system.envoy.admin_url, "^" + key.replace(".", r"\.") + "$")
+    # A missing counter is an error, not a zero: a test asserting "none happened" must not
+    # pass because the stat was renamed or never created.
+    assert key in found, f"Envoy has no stat {key}"
+    return found[key]
 
 
 def edge_overflow(system: BreadSystem) -> int:

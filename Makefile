@@ -67,9 +67,12 @@ test: setup ## run the whole test suite (unit, integration, end-to-end, faults, 
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory lint
 
+test-fast: setup ## the unit tests only: every use case on in-memory SQLite with fakes, in seconds
+	$(BIN)/pytest -q tests/unit
+
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout token events dlq redrive rebuild-mypage test clean
+.PHONY: help setup proto lint run rollout token events dlq redrive rebuild-mypage test test-fast clean
 
 include $(wildcard mk/*.mk)

@@ -1,0 +1,197 @@
+"""bench.load's counting, which the resilience, fault and benchmark tests judge by: siege's
+figures, which orders a client was told are placed or FAILED, the order id found in an
+error, and how a figure a test asserts to be zero is read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from bench.benchmark import Row
+from bench.load import GrpcClient, HttpClient, LoadConfig, LoadResult, Outcome
+
+CONFIG = LoadConfig(target="127.0.0.1:9")
+STATUSES = [200, 201, 302, 400, 401, 404, 409, 429, 500, 503, 504, 0]
+
+
+def result_of(statuses: list[int], place: bool = False) -> LoadResult:
+    result = LoadResult(CONFIG, elapsed=2.0)
+    for n, status in enumerate(statuses):
+        outcome = Outcome(status, str(status) if status else "ConnectError", 10, f"o{n}")
+        result.add(offset=n * 0.1, latency=0.01 * (n + 1), outcome=outcome, place=place)
+    return result
+
+
+def test_siege_figures() -> None:
+    result = result_of(STATUSES)
+    assert result.requests == 12
+    assert result.transactions == 8  # a response below 500
+    assert result.successful == 3  # below 400
+    assert result.failed == 4  # 5xx or no response
+    assert result.availability == pytest.approx(100 * 8 / 12)
+    assert result.response_time == pytest.approx(sum(0.01 * n for n in range(1, 13)) / 8)
+    assert result.transaction_rate == 4.0
+    assert result.bytes_received == 120
+    assert result.count(503) == 1 and result.count(418) == 0
+    assert result.codes["ConnectError"] == 1 and result.codes["200"] == 1
+    as_json = result.to_dict()
+    assert (as_json["failed_transactions"], as_json["successful_transactions"]) == (4, 3)
+
+
+def test_only_a_2xx_placement_counts_as_placed() -> None:
+    result = result_of(STATUSES, place=True)
+    assert result.placed == ["o0", "o1"]
+    assert result.placed_offsets == [0.0, 0.1]
+    assert result.failed_orders == [f"o{n}" for n in range(2, 12)]
+
+
+def test_outcomes_without_an_order_or_not_placements_name_no_order() -> None:
+    result = LoadResult(CONFIG)
+    result.add(0, 0.1, Outcome(503, "503"), place=True)  # refused before any order existed
+    result.add(0, 0.1, Outcome(200, "200", order_id="o1"), place=False)  # a GetOrder
+    assert (result.placed, result.failed_orders) == ([], [])
+
+
+def test_the_benchmark_counts_anything_but_200_as_an_error() -> None:
+    row = Row("place", "POST /orders", "", result_of(STATUSES), cpu={}, ops=0)
+    assert row.errors == 11 and row.rate == 0.5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LoadResult.failed and .availability count like siege: a 4xx is a transaction, "
+    "not a failure, so a run refused with 401/404/429 on every request has "
+    "failed == 0 and availability == 100 %. tests/faults/test_rollout.py asserts exactly "
+    "`result.failed == 0 and result.availability == 100.0` to show that no request was "
+    "lost: it would pass with a wrong token or the rate limit on (it needs count(200))",
+)
+def test_a_run_refused_every_time_is_not_a_clean_run() -> None:
+    result = result_of([401] * 50 + [429] * 50)
+    assert not (result.failed == 0 and result.availability == 100.0)
+
+
+def test_a_time_slice_keeps_its_requests() -> None:
+    result = result_of(STATUSES)
+    part = result.between(0.35, 0.75)  # requests 4..7 started then
+    assert part.statuses == [401, 404, 409, 429] and part.elapsed == pytest.approx(0.4)
+
+
+# ------------------------------------------------------------------------------ what clients see
+
+FAILED_DETAILS = (
+    "payment failed (UNAVAILABLE); order 6c1f-42 is FAILED and anything charged will be refunded"
+)
+
+
+async def test_a_grpc_error_names_the_failed_order() -> None:
+    client = GrpcClient("127.0.0.1:9", channels=1, timeout=1.0)
+    try:
+
+        async def refused() -> Any:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                details=FAILED_DETAILS,
+            )
+
+        outcome = await client._call(refused(), place=True)
+        assert outcome == Outcome(503, "UNAVAILABLE", len(FAILED_DETAILS), "6c1f-42")
+        read = await client._call(refused(), place=False)
+        assert (read.status, read.order_id) == (503, "")
+    finally:
+        await client.close()
+
+
+class CannedServer:
+    """An HTTP/1.1 server on loopback answering each request with the next canned reply."""
+
+    def __init__(self, replies: list[bytes]) -> None:
+        self.replies = replies
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while self.replies:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            writer.write(self.replies.pop(0))
+            await writer.drain()
+        writer.close()
+
+    @property
+    def target(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+
+def reply(status: str, body: dict[str, Any], chunked: bool = False) -> bytes:
+    data = json.dumps(body).encode()
+    if chunked:
+        framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+        return b"HTTP/1.1 %s\r\ntransfer-encoding: chunked\r\n\r\n%s" % (status.encode(), framed)
+    return b"HTTP/1.1 %s\r\ncontent-length: %d\r\n\r\n%s" % (status.encode(), len(data), data)
+
+
+@pytest.fixture
+async def canned() -> AsyncIterator[CannedServer]:
+    server = CannedServer([])
+    server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    yield server
+    server.server.close()
+
+
+async def test_http_placements_name_their_order(canned: CannedServer) -> None:
+    canned.replies += [
+        reply("200 OK", {"id": "o1", "status": "ORDER_STATUS_PAID"}),
+        reply("503 Service Unavailable", {"code": 14, "message": FAILED_DETAILS}, chunked=True),
+        reply("400 Bad Request", {"code": 3, "message": "unknown item 'pizza'"}),
+    ]
+    client = HttpClient(canned.target, timeout=2.0)
+    try:
+        placed = await client.place("cake", 1, "alice")
+        failed = await client.place("cake", 1, "alice")
+        invalid = await client.place("pizza", 1, "alice")
+    finally:
+        await client.close()
+    assert (placed.status, placed.order_id) == (200, "o1")
+    assert (failed.status, failed.order_id) == (503, "6c1f-42")
+    assert (invalid.status, invalid.order_id) == (400, "")
+
+
+async def test_no_response_is_status_zero() -> None:
+    client = HttpClient("127.0.0.1:9", timeout=1.0)  # nothing listens on the discard port
+    outcome = await client.menu()
+    assert outcome.status == 0 and outcome.label.endswith("Error")
+
+
+# ------------------------------------------------------------------------------ reading counters
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tests/resilience/conftest.py's mesh() reads an Envoy counter with .get(key, 0): "
+    "a counter Envoy does not report (renamed, misspelt, or outlier detection not "
+    "configured) reads as 0, so test_slow_pay's `mesh(...ejections_enforced_total) == 0` "
+    "and test_broken_pay's `mesh('upstream_rq_total') == calls_to_pay` pass vacuously",
+)
+def test_a_missing_envoy_counter_is_an_error_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.resilience import conftest
+
+    monkeypatch.setattr(conftest, "stats", lambda admin_url, pattern="": {})
+    system = SimpleNamespace(envoy=SimpleNamespace(admin_url="http://127.0.0.1:9"))
+    with pytest.raises((KeyError, AssertionError)):
+        conftest.mesh(cast(Any, system), "outlier_detection.ejections_enforced_total")

@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import grpc
@@ -46,9 +47,6 @@ from bread.pay.v1.pay_pb2 import PaymentStatus
 from ops.dead_letters import dead_letter_queues, list_dead_letters
 from servicekit.db import open_database
 
-# Statuses the audit knows by name even when the generated code it runs with does not
-# have them yet (CANCELING: cancel requested, waiting for the bakery's answer).
-KNOWN_ORDER_STATUSES = {8: "CANCELING"}
 UNSETTLED = frozenset({"PENDING", "CANCELING"})
 # What pay and the bakery hold for an order in each final status (None: no ticket).
 EXPECTED: dict[str, tuple[frozenset[str], frozenset[str | None]]] = {
@@ -63,25 +61,24 @@ EXPECTED: dict[str, tuple[frozenset[str], frozenset[str | None]]] = {
 PLACED = frozenset({"PAID", "CONFIRMED", "DELIVERED", "REJECTED", "CANCELED"})
 
 
-def order_status(status: int) -> str:
+def _name(enum: Any, prefix: str, status: int) -> str:
+    """A stored status by its short name; an unknown number is reported, not a crash."""
     try:
-        return str(OrderStatus.Name(status)).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
+        return str(enum.Name(status)).removeprefix(prefix)
     except ValueError:
-        return KNOWN_ORDER_STATUSES.get(status, f"status {status}")
+        return f"status {status}"
+
+
+def order_status(status: int) -> str:
+    return _name(OrderStatus, "ORDER_STATUS_", status)
 
 
 def payment_status(status: int) -> str:
-    try:
-        return str(PaymentStatus.Name(status)).removeprefix("PAYMENT_STATUS_")  # type: ignore[arg-type]
-    except ValueError:
-        return f"status {status}"
+    return _name(PaymentStatus, "PAYMENT_STATUS_", status)
 
 
 def ticket_status(status: int) -> str:
-    try:
-        return str(TicketStatus.Name(status)).removeprefix("TICKET_STATUS_")  # type: ignore[arg-type]
-    except ValueError:
-        return f"status {status}"
+    return _name(TicketStatus, "TICKET_STATUS_", status)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -275,13 +275,6 @@ async def test_a_dead_letter_that_cannot_be_parked_is_not_acked(
     assert broker.dead_letters.published == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Backoff.delay overflows (OverflowError) from attempt 1025 on, and _commit counts "
-    "transient attempts without bound: a database away for ~43 min (RETRY_BACKOFF's mean "
-    "2.5 s x 1024) makes the consumer spend delivery attempts, and after 3 such rounds "
-    "dead-letter the event, against 'as long as it takes: no delivery attempt is spent'",
-)
 async def test_a_long_database_outage_spends_no_attempt(
     broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,13 +98,6 @@ REFUSALS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the projection keeps the furthest status but the reason of whichever event "
-    "came last: OrderCancelRequested, the bakery's end and CancelRefused have different "
-    "publishers and reach customer in any order, so Mypage shows 'too slow' (or the "
-    "refusal) where order_svc shows the refusal (delivered) or the rejection's reason",
-)
 @pytest.mark.parametrize("end", list(REFUSALS))
 @pytest.mark.usefixtures("memory")
 def test_a_refused_cancel_shows_the_order_services_reason_in_any_order(end: str) -> None:

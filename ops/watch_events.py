@@ -28,7 +28,12 @@ async def watch(amqp_url: str, exchange: str, from_start: bool) -> None:
         offset = "first" if from_start else "next"
         async with stream.iterator(arguments={"x-stream-offset": offset}) as deliveries:
             async for delivery in deliveries:
-                event = from_amqp(delivery)
+                try:
+                    event = from_amqp(delivery)
+                except Exception as exc:  # forged or broken: the consumers dead-letter it
+                    print(json.dumps({"event_id": delivery.message_id, "invalid": repr(exc)}))
+                    await delivery.ack()
+                    continue
                 line = {
                     "time": event.published.isoformat(),
                     "type": event.type_name.rpartition(".")[2],

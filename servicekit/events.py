@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from bread.events.v1 import events_pb2
 
@@ -137,18 +138,69 @@ class ReceivedEvent:
     published: datetime
 
 
+class InvalidEvent(ValueError):
+    """A delivery that is not a bread event, or one that makes no sense: consumers
+    dead-letter it at once and never apply it."""
+
+
+# Bigger than any real event (they are a few hundred bytes).
+MAX_EVENT_BYTES = 16 * 1024
+# What the fields of an event may hold: ids (UUIDs) and names as long as the columns that
+# keep them, reasons as long as the services cut them. Empty ids and names make no sense.
+FIELD_LIMITS = {"order_id": 36, "payment_id": 36, "customer_id": 64, "item": 64, "reason": 200}
+FREE_TEXT = {"reason"}
+# Counts and money are positive.
+POSITIVE = {"qty", "price", "amount"}
+# C0 controls and DEL; free text may have tabs and line breaks (a cancel reason).
+_CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {chr(127)}
+
+
 def from_amqp(incoming: AbstractIncomingMessage) -> ReceivedEvent:
-    """Decode a delivery; raises ValueError for one that is not a known event."""
+    """Decode a delivery; raises InvalidEvent (a ValueError) for one that is not a known
+    event or makes no sense (see check_event), DecodeError for a broken payload."""
     type_name = incoming.type or ""
     cls = EVENT_TYPES.get(type_name)
-    if cls is None or not incoming.message_id:
-        raise ValueError(f"not a bread event: type={type_name!r} id={incoming.message_id!r}")
+    event_id = incoming.message_id or ""
+    if cls is None or not event_id:
+        raise InvalidEvent(f"not a bread event: type={type_name!r} id={event_id!r}")
+    if len(incoming.body) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"{len(incoming.body)} bytes, more than any event has")
+    if incoming.exchange and incoming.routing_key != type_name:
+        raise InvalidEvent(f"a {type_name} published as {incoming.routing_key!r}")
     message = cls()
     message.ParseFromString(incoming.body)
+    check_event(event_id, incoming.correlation_id or "", message)
     return ReceivedEvent(
-        event_id=incoming.message_id,
+        event_id=event_id,
         type_name=type_name,
         order_id=incoming.correlation_id or "",
         message=message,
         published=incoming.timestamp or datetime.now(UTC),
     )
+
+
+def check_event(event_id: str, correlation_id: str, message: Message) -> None:
+    """InvalidEvent unless the envelope and the payload make sense together: a sane event
+    id, the order id as correlation id, no fields of another message (a payload of another
+    type), ids and names present, printable and not too long, positive counts and money."""
+    name = message.DESCRIPTOR.name
+    if len(event_id) > 36 or not event_id.isprintable():
+        raise InvalidEvent(f"event id {event_id[:40]!r} is not an event id")
+    if UnknownFieldSet(message):
+        raise InvalidEvent(f"the payload has fields a {name} does not have")
+    order_id = getattr(message, "order_id", "")
+    if correlation_id != order_id:
+        raise InvalidEvent(f"correlation id {correlation_id[:40]!r} is not order {order_id[:40]!r}")
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.name in FIELD_LIMITS:
+            limit = FIELD_LIMITS[field.name]
+            if len(value) > limit:
+                raise InvalidEvent(f"{name}.{field.name} is longer than {limit} characters")
+            if field.name in FREE_TEXT:
+                if not _CONTROL.isdisjoint(value):
+                    raise InvalidEvent(f"{name}.{field.name} has control characters")
+            elif not value.strip() or not value.isprintable():
+                raise InvalidEvent(f"{name}.{field.name} {value!r} is empty or unprintable")
+        elif field.name in POSITIVE and value <= 0:
+            raise InvalidEvent(f"{name}.{field.name} must be positive, not {value}")

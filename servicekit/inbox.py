@@ -11,7 +11,8 @@ retries, delayed retries, an error queue an operator redrives from):
   spends no delivery attempt and keeps its place in the queue;
 - deterministic (a handler raises anything else): a few immediate retries,
   then the event goes to the dead-letter queue with its error;
-- undecodable: straight to the dead-letter queue.
+- undecodable or senseless (servicekit.events.check_event): straight to the
+  dead-letter queue.
 The consumer never requeues a failing message, so poison counting does not
 depend on how the broker counts redeliveries (RabbitMQ 4.3 changed what
 basic.nack counts); the queue's x-delivery-limit is only the backstop for a
@@ -35,6 +36,7 @@ from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
     EVENT_TYPES,
+    InvalidEvent,
     ReceivedEvent,
     Topology,
     declare_service_queue,
@@ -161,8 +163,13 @@ class Consumer:
     async def _apply(self, batch: list[AbstractIncomingMessage]) -> None:
         events: list[tuple[AbstractIncomingMessage, ReceivedEvent]] = []
         for incoming in batch:
+            # Undecodable, senseless (see events.check_event) or not for this queue: no
+            # retry changes that, so it is dead-lettered at once and never applied.
             try:
-                events.append((incoming, from_amqp(incoming)))
+                event = from_amqp(incoming)
+                if event.type_name not in self.handlers:
+                    raise InvalidEvent(f"{self.queue_name} takes no {event.type_name}")
+                events.append((incoming, event))
             except Exception as exc:
                 await self._dead_letter(incoming, exc)
         if not events:

@@ -41,7 +41,12 @@ async def replay(
                     delivery = await asyncio.wait_for(anext(deliveries), idle_seconds)
                 except TimeoutError:
                     break
-                event = from_amqp(delivery)
+                try:
+                    event = from_amqp(delivery)
+                except Exception as exc:  # forged or broken: the consumers dead-lettered it
+                    log.warning("skipping event %s: %r", delivery.message_id, exc)
+                    await delivery.ack()
+                    continue
                 if event.type_name in by_name:
                     applied += await db.transaction(apply_once, event, by_name)
                 await delivery.ack()

@@ -37,6 +37,7 @@ from servicekit import logs
 from servicekit.api import PUBLIC_SERVICES
 from servicekit.broker import BrokerSession
 from servicekit.db import Database
+from servicekit.decoding import RefuseUndecodable
 from servicekit.events import Topology
 from servicekit.inbox import Consumer, Handlers, InboxEvent
 from servicekit.outbox import Outbox, OutboxEvent
@@ -119,7 +120,8 @@ class Service:
                 db, Topology(settings.exchange), settings.queue, wiring.handlers
             )
 
-        server = grpc.aio.server()
+        # Bad request bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN.
+        server = grpc.aio.server(interceptors=[RefuseUndecodable()])
         for add, servicer in wiring.servicers:
             add(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

@@ -39,7 +39,9 @@ async def publish(exchange_name: str, routing_key: str, message: aio_pika.Messag
 def bakery_dead_letter(system: BreadSystem, event_id: str, order_id: str, item: str) -> None:
     """Park a valid OrderPlaced in bakery's DLQ as the consumer would have."""
     queue = f"{system.queue_prefix}.bakery"
-    event = events_pb2.OrderPlaced(order_id=order_id, customer_id="dlq", item=item, qty=1)
+    event = events_pb2.OrderPlaced(
+        order_id=order_id, customer_id="dlq", item=item, qty=1, price=25000, payment_id="p-dlq"
+    )
     message = aio_pika.Message(
         event.SerializeToString(),
         message_id=event_id,
@@ -75,7 +77,7 @@ def test_poison_is_listed_with_its_error_and_stays(system: BreadSystem) -> None:
 
 
 def test_redriven_event_is_applied_once(system: BreadSystem) -> None:
-    event_id, order_id, marker = str(uuid.uuid4()), f"dlq-{uuid.uuid4()}", f"dlq-{uuid.uuid4()}"
+    event_id, order_id, marker = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     bakery_dead_letter(system, event_id, order_id, "cake")
     assert asyncio.run(redrive(DEFAULT_AMQP_URL, system.queue_prefix, [event_id])) == 1
     with system.client(timeout=5) as http:

@@ -273,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             environment()
             + f"; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
             f"{args.concurrency} clients, {args.seconds:g} s per row; "
-            f"whole run {time.monotonic() - started:.0f} s.",
+            f"whole run {time.monotonic() - started:.0f} s. The edge's per-caller rate limit"
+            " is off (one operator token drives every row; with it on, that caller would be"
+            " held to EDGE_RATE_LIMIT requests per second).",
             "",
             table(rows),
             "",

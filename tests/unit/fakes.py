@@ -117,6 +117,9 @@ class FakeIncoming:
     headers: dict[str, Any] = field(default_factory=dict)
     timestamp: datetime | None = T0
     content_type: str | None = CONTENT_TYPE
+    # Where the broker says it came from: "" for the default exchange (a redrive).
+    exchange: str = "bread.events"
+    routing_key: str | None = None
     journal: list[str] = field(default_factory=list)
     acks: int = 0
 
@@ -133,6 +136,7 @@ def incoming(
         body=message.SerializeToString(),
         message_id=event_id or new_event_id(),
         type=event_type(message),
+        routing_key=event_type(message),
         correlation_id=getattr(message, "order_id", ""),
         journal=journal if journal is not None else [],
     )

@@ -130,7 +130,9 @@ async def inbox_ids(db: Database) -> set[str]:
 
 
 def placed(order_id: str) -> ev.OrderPlaced:
-    return ev.OrderPlaced(order_id=order_id, item="cake", qty=1)
+    return ev.OrderPlaced(
+        order_id=order_id, customer_id="c1", item="cake", qty=1, price=25000, payment_id="p1"
+    )
 
 
 # ------------------------------------------------------------------------------ apply_once

@@ -63,7 +63,7 @@ rebuild-mypage: setup ## rebuild the Mypage read model from the event log (stop 
 	DATABASE_URL=$$($(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS) --database-url customer) \
 		$(PY) -m customer_svc.rebuild --reset
 
-test: setup ## run the whole test suite (unit, integration, end-to-end, faults, k8s) and lint
+test: setup ## run the whole test suite (unit, integration, end-to-end, faults, chaos, hostile, resilience, k8s) and lint
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory lint
 

@@ -16,7 +16,6 @@ from customer_svc.domain import BAKERY_RANK, ORDER_RANK, PAYMENT_RANK, advance
 from customer_svc.models import Mypage
 from servicekit.clock import to_timestamp
 from servicekit.db import Database, locked, one
-from servicekit.errors import NotFound
 from servicekit.events import ReceivedEvent
 from servicekit.identity import Caller
 from servicekit.inbox import Handler, Handlers
@@ -114,12 +113,8 @@ class Mypages:
         self.db = db
 
     async def get(self, order_id: str, who: Caller) -> Mypage:
-        """The row; NOT_FOUND too when it is not who's to see, so ids do not leak."""
         missing = f"no Mypage for order {order_id!r} (yet)"
-        row = await self.db.run(one, Mypage, Mypage.order_id == order_id, missing)
-        if not who.owns(row.customer_id):
-            raise NotFound(missing)
-        return row
+        return await self.db.run(one, Mypage, Mypage.order_id == order_id, missing, who)
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str

@@ -25,7 +25,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from ops.profiles import SERVICES
-from servicekit.events import Topology
+from servicekit.events import Topology, republished
 from servicekit.settings import DEFAULT_AMQP_URL
 
 # Headers the consumer or the broker added when the message died.
@@ -107,17 +107,9 @@ async def redrive(url: str, queue_prefix: str, event_ids: Iterable[str] = ()) ->
             for message in messages:
                 if wanted and message.message_id not in wanted:
                     continue
-                again = aio_pika.Message(
-                    body=message.body,
-                    headers={
-                        k: v for k, v in (message.headers or {}).items() if k not in DEATH_HEADERS
-                    },
-                    message_id=message.message_id,
-                    type=message.type,
-                    correlation_id=message.correlation_id,
-                    timestamp=message.timestamp,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers = message.headers or {}
+                again = republished(
+                    message, {k: v for k, v in headers.items() if k not in DEATH_HEADERS}
                 )
                 # Confirmed before the dead letter is acked: a crash keeps one or both.
                 await publish.default_exchange.publish(again, routing_key=origin(message))

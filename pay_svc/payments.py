@@ -13,7 +13,7 @@ from pay_svc.domain import APPROVED, CANCELED, PAYMENTS, VOIDED
 from pay_svc.models import Payment
 from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
-from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.identity import Caller
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
@@ -133,12 +133,7 @@ class Payments:
 
 
 def find_payment(payment_id: str, who: Caller | None = None) -> Payment:
-    """The payment; NOT_FOUND too when it is not who's to see, so ids do not leak."""
-    missing = f"payment {payment_id!r} not found"
-    payment = one(Payment, Payment.id == payment_id, missing)
-    if who is not None and not who.owns(payment.customer_id):
-        raise NotFound(missing)
-    return payment
+    return one(Payment, Payment.id == payment_id, f"payment {payment_id!r} not found", who)
 
 
 def to_proto(payment: Payment) -> pay_pb2.Payment:

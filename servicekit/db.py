@@ -20,6 +20,7 @@ import peewee
 from playhouse.db_url import connect
 
 from servicekit.errors import NotFound
+from servicekit.identity import Caller
 
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
@@ -54,10 +55,13 @@ def open_database(url: str) -> peewee.Database:
     return connect(url)
 
 
-def one(model: type[M], condition: peewee.Expression, missing: str) -> M:
-    """The row matching condition; NotFound (gRPC NOT_FOUND) saying `missing` if none."""
+def one(
+    model: type[M], condition: peewee.Expression, missing: str, seen_by: Caller | None = None
+) -> M:
+    """The row matching condition; NotFound (gRPC NOT_FOUND) saying `missing` if none, and
+    also if seen_by may not see it (the row's customer_id is not theirs), so ids do not leak."""
     row = model.get_or_none(condition)
-    if row is None:
+    if row is None or (seen_by and not seen_by.owns(getattr(row, "customer_id", ""))):
         raise NotFound(missing)
     return row
 

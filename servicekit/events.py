@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
@@ -125,6 +126,21 @@ def to_amqp(
         # Stored times are naive UTC.
         timestamp=created.replace(tzinfo=UTC),
         content_type=CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def republished(incoming: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A delivered event as a new persistent message with these headers: the same id, type,
+    correlation and time, for the dead-letter queue or back to its queue from there."""
+    return aio_pika.Message(
+        body=incoming.body,
+        headers=headers,
+        message_id=incoming.message_id,
+        type=incoming.type,
+        correlation_id=incoming.correlation_id,
+        timestamp=incoming.timestamp,
+        content_type=incoming.content_type,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
 

@@ -42,6 +42,7 @@ from servicekit.events import (
     declare_service_queue,
     event_type,
     from_amqp,
+    republished,
 )
 from servicekit.logs import order_id_var
 from servicekit.supervise import Backoff
@@ -225,20 +226,14 @@ class Consumer:
         The publish is confirmed before the ack, so a crash in between keeps it."""
         log.error("dead-lettering event %s: %r", incoming.message_id, exc)
         assert self._dead_letters is not None
-        dead = aio_pika.Message(
-            body=incoming.body,
-            headers={
+        dead = republished(
+            incoming,
+            {
                 **(incoming.headers or {}),
                 "x-error": repr(exc)[:1000],
                 "x-error-trace": "".join(traceback.format_exception(exc))[-4000:],
                 "x-original-queue": self.queue_name,
             },
-            message_id=incoming.message_id,
-            type=incoming.type,
-            correlation_id=incoming.correlation_id,
-            timestamp=incoming.timestamp,
-            content_type=incoming.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._dead_letters.publish(
             dead, routing_key=self.topology.dead_letter_queue(self.queue_name)

@@ -49,6 +49,7 @@ class Backoff:
 class Supervisor:
     def __init__(self, backoff: Backoff = Backoff()) -> None:
         self.backoff = backoff
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         # When each task's current streak of non-transient failures began.
         self._failing_since: dict[str, float] = {}
@@ -58,7 +59,9 @@ class Supervisor:
 
     async def _keep_running(self, name: str, factory: TaskFactory) -> None:
         attempt = 0
-        while True:
+        # Not `while True`: a library that turns a cancellation into an error of its own
+        # (aiormq while connecting) must not keep a stopping service's task alive.
+        while not self._stopping:
             started = time.monotonic()
             try:
                 await factory()
@@ -74,6 +77,8 @@ class Supervisor:
             if time.monotonic() - started > HEALTHY_RUN_SECONDS:
                 attempt = 0
                 self._failing_since.pop(name, None)
+            if self._stopping:
+                return
             attempt += 1
             await asyncio.sleep(self.backoff.delay(attempt))
 
@@ -83,6 +88,7 @@ class Supervisor:
         return [name for name, since in self._failing_since.items() if now - since > longer_than]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

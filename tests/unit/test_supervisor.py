@@ -64,3 +64,19 @@ def test_backoff_grows_to_its_cap_with_jitter() -> None:
     assert all(0 <= d <= 2.0 for d in delays)
     assert max(backoff.delay(10) for _ in range(200)) > 1.0  # capped, not stuck at first
     assert len(set(delays)) > 100  # jittered
+
+
+async def test_stop_ends_a_task_that_turns_its_cancellation_into_an_error() -> None:
+    """aiormq, cancelled while it connects, raises an error of its own: the supervisor
+    must still stop (a service that cannot stop is killed by its grace period)."""
+
+    async def connecting() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("connection attempt aborted") from None
+
+    supervisor = Supervisor(Backoff(first=10.0, cap=10.0))
+    supervisor.start("broker session", connecting)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(supervisor.stop(), timeout=2)

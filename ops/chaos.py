@@ -832,6 +832,11 @@ class RunningBread:
                     f"`make run` was not started with DB={profile} REPLICAS={replicas}:"
                     f" {name} does not use {url} ({self.conf}); give make chaos the same"
                 )
+        # The load and the races are one caller each, far above a caller's fair share.
+        if "filter_enabled: {default_value: {numerator: 0," not in (VAR / "envoy.yaml").read_text():
+            raise SystemExit(
+                "the edge's rate limit is on: start `make run EDGE_RATE_LIMIT=0` for make chaos"
+            )
 
     http = "http://127.0.0.1:8088"
     admin_url = "http://127.0.0.1:9901"

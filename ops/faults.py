@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aio_pika
 import psycopg2
@@ -147,21 +147,29 @@ def _postgres_cluster() -> list[str]:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
 
 
-def _postgres_accepts() -> bool:
+def _answers(connect: Callable[[], Any], error: type[Exception]) -> bool:
+    """Whether a database server takes a connection and answers a query."""
     try:
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=2
-        )
-    except psycopg2.Error:
+        conn = connect()
+    except error:
         return False
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
-            return True
-    except psycopg2.Error:
+        return True
+    except error:
         return False
     finally:
         conn.close()
+
+
+def _postgres_accepts() -> bool:
+    return _answers(
+        lambda: psycopg2.connect(
+            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=2
+        ),
+        psycopg2.Error,
+    )
 
 
 def _postgres_start() -> None:
@@ -174,18 +182,10 @@ MARIADBD = "/usr/sbin/mariadbd"
 
 
 def _mariadb_accepts() -> bool:
-    try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2)
-    except pymysql.MySQLError:
-        return False
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            return True
-    except pymysql.MySQLError:
-        return False
-    finally:
-        conn.close()
+    return _answers(
+        lambda: pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=2),
+        pymysql.MySQLError,
+    )
 
 
 def _mariadb_start() -> None:

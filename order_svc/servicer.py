@@ -8,6 +8,7 @@ from bread.order.v1 import order_pb2, order_pb2_grpc
 from order_svc.orders import Orders, to_proto
 from servicekit.errors import rpc
 from servicekit.identity import Caller, Role, caller
+from servicekit.metadata import request_header
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
@@ -19,7 +20,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
         customer_id = _customer(context).acting_for(request.customer_id)
-        request_id = request.request_id or _header(context, "idempotency-key")
+        request_id = request.request_id or request_header(context, "idempotency-key")
         order = await self.orders.place(request.item, request.qty, customer_id, request_id)
         return to_proto(order)
 
@@ -55,14 +56,6 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         return order_pb2.Menu(
             items=[order_pb2.MenuItem(name=n, price=p) for n, p in self.orders.menu.items()]
         )
-
-
-def _header(context: grpc.aio.ServicerContext, name: str) -> str:
-    """A request header (Envoy passes HTTP headers on as gRPC metadata)."""
-    for key, value in context.invocation_metadata() or ():
-        if key == name:
-            return str(value)
-    return ""
 
 
 def _customer(context: grpc.aio.ServicerContext) -> Caller:

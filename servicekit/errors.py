@@ -12,7 +12,8 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from servicekit.logs import order_id_var
+from servicekit.logs import order_id_var, request_id_var
+from servicekit.metadata import request_header
 from servicekit.transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def rpc(method: Method[Response]) -> Method[Response]:
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
         order_id_var.set("")
+        request_id_var.set(request_header(context, "x-request-id"))
         try:
             check_strings(request)
             return await method(self, request, context)

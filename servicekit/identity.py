@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import grpc
 
 from servicekit.errors import PermissionDenied, Unauthenticated
+from servicekit.metadata import request_header
 
 SUBJECT_HEADER = "x-bread-subject"
 ROLE_HEADER = "x-bread-role"
@@ -65,8 +66,7 @@ class Caller:
 
 def caller(context: grpc.aio.ServicerContext) -> Caller:
     """The verified caller; UNAUTHENTICATED without one."""
-    metadata = dict(context.invocation_metadata() or ())
-    subject, role = str(metadata.get(SUBJECT_HEADER, "")), str(metadata.get(ROLE_HEADER, ""))
+    subject, role = request_header(context, SUBJECT_HEADER), request_header(context, ROLE_HEADER)
     if not subject or role not in ROLES:
         raise Unauthenticated("a signed-in caller is required")
     return Caller(subject, Role(role))

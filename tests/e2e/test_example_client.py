@@ -1,0 +1,28 @@
+"""examples/client.py, the README's generated-stubs client, against a real system."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.support.processes import ROOT
+from tests.support.system import BreadSystem
+
+
+def test_the_example_client_orders_follows_and_cancels(system: BreadSystem) -> None:
+    token = system.token("customer", "example")
+    done = subprocess.run(
+        [sys.executable, "examples/client.py", "--target", system.gateway, "--token", token],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "ORDER_STATUS_PAID" in lines[0]
+    assert lines[2] == "cancel asked: ORDER_STATUS_CANCELING"
+    assert lines[3].startswith("Mypage: order CANCELED, payment CANCELED, bakery CLOSED")

@@ -2,10 +2,10 @@
 follow its Mypage row, cancel it, and see how the saga ends.
 
     TOKEN=$(make -s token ROLE=customer SUB=alice | tail -1)
-    .venv/bin/python examples/client.py --token "$TOKEN"            # against `make run`
+    .venv/bin/python -m examples.client --token "$TOKEN"            # against `make run`
 
 The stubs are the `bread` package that `make proto` generates from protos/ (run it from
-the repository's root, or put that directory on PYTHONPATH).
+the repository's root as above, or put that directory on PYTHONPATH).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -13,9 +12,8 @@ from tests.support.system import BreadSystem
 def test_the_example_client_orders_follows_and_cancels(system: BreadSystem) -> None:
     token = system.token("customer", "example")
     done = subprocess.run(
-        [sys.executable, "examples/client.py", "--target", system.gateway, "--token", token],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-m", "examples.client", "--target", system.gateway, "--token", token],
+        cwd=ROOT,  # as the README runs it
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,7 @@ empty in-memory database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -17,6 +17,7 @@ from typing import Any, cast
 import aio_pika
 import grpc
 import peewee
+import pytest
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from google.protobuf.message import Message
 
@@ -35,6 +36,18 @@ async def memory_database(models: Sequence[type[peewee.Model]]) -> Database:
     db = Database("sqlite:///:memory:", [*models, OutboxEvent, InboxEvent])
     await db.connect()
     return db
+
+
+def database_of(*models: type[peewee.Model]) -> Any:
+    """A pytest fixture: a fresh memory_database of a service's models per test."""
+
+    @pytest.fixture
+    async def database() -> AsyncIterator[Database]:
+        db = await memory_database(models)
+        yield db
+        await db.close()
+
+    return database
 
 
 async def recorded(db: Database) -> list[Message]:

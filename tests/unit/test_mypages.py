@@ -4,7 +4,6 @@ events arrive in, including the reason the order service shows; and who sees whi
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import peewee
@@ -19,7 +18,7 @@ from servicekit.db import Database
 from servicekit.errors import NotFound
 from servicekit.events import ReceivedEvent, event_type
 from servicekit.identity import Caller, Role
-from tests.unit.fakes import T0, deliver, memory_database
+from tests.unit.fakes import T0, database_of, deliver
 
 PLACED = ev.OrderPlaced(
     order_id="o1", customer_id="alice", item="cake", qty=1, price=25000, payment_id="p1"
@@ -111,11 +110,7 @@ def test_a_refused_cancel_shows_the_order_services_reason_in_any_order(end: str)
     assert reasons == {shown_by_order_svc}
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await memory_database([Mypage])
-    yield database
-    await database.close()
+db = database_of(Mypage)
 
 
 async def test_customers_see_their_own_rows_and_operators_all(db: Database) -> None:

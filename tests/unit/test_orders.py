@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +42,7 @@ from servicekit.errors import (
 )
 from servicekit.identity import Caller, Role
 from servicekit.outbox import Outbox
-from tests.unit.fakes import FakePay, deliver, eventually, memory_database, recorded
+from tests.unit.fakes import FakePay, database_of, deliver, eventually, recorded
 
 ALICE = Caller("alice", Role.CUSTOMER)
 BOB = Caller("bob", Role.CUSTOMER)
@@ -52,16 +51,7 @@ OPERATOR = Caller("olga", Role.OPERATOR)
 ALL_STATUSES = [PENDING, PAID, CONFIRMED, CANCELING, FAILED, REJECTED, CANCELED, DELIVERED]
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await memory_database([Order])
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def pay() -> FakePay:
-    return FakePay()
+db = database_of(Order)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ saga's say-so (each exactly once), a void that refuses a late Pay, and who sees 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from google.protobuf.message import Message
 
@@ -16,18 +14,14 @@ from servicekit.db import Database
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
 from servicekit.identity import Caller, Role
 from servicekit.outbox import Outbox
-from tests.unit.fakes import deliver, memory_database, recorded
+from tests.unit.fakes import database_of, deliver, recorded
 
 ALICE = Caller("alice", Role.CUSTOMER)
 BOB = Caller("bob", Role.CUSTOMER)
 OPERATOR = Caller("olga", Role.OPERATOR)
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await memory_database([Payment])
-    yield database
-    await database.close()
+db = database_of(Payment)
 
 
 @pytest.fixture

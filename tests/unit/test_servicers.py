@@ -27,7 +27,7 @@ from pay_svc.payments import Payments
 from pay_svc.servicer import PaymentServicer
 from servicekit.db import Database
 from servicekit.outbox import Outbox
-from tests.unit.fakes import Aborted, FakeContext, FakePay, deliver, memory_database
+from tests.unit.fakes import Aborted, FakeContext, FakePay, database_of, deliver
 
 ALICE = FakeContext("alice", "customer")
 BOB = FakeContext("bob", "customer")
@@ -47,16 +47,7 @@ async def refused(call: Any, code: grpc.StatusCode) -> str:
 # ------------------------------------------------------------------------------ order
 
 
-@pytest.fixture
-async def order_db() -> AsyncIterator[Database]:
-    database = await memory_database([Order])
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def pay() -> FakePay:
-    return FakePay()
+order_db = database_of(Order)
 
 
 @pytest.fixture
@@ -169,11 +160,7 @@ async def test_bad_strings_are_refused_before_anything_runs(
 # ------------------------------------------------------------------------------ pay
 
 
-@pytest.fixture
-async def pay_db() -> AsyncIterator[Database]:
-    database = await memory_database([Payment])
-    yield database
-    await database.close()
+pay_db = database_of(Payment)
 
 
 @pytest.fixture
@@ -205,11 +192,7 @@ async def test_payments_are_their_customers_and_refunds_the_operators(
 # ------------------------------------------------------------------------------ bakery
 
 
-@pytest.fixture
-async def bakery_db() -> AsyncIterator[Database]:
-    database = await memory_database([Ticket])
-    yield database
-    await database.close()
+bakery_db = database_of(Ticket)
 
 
 async def test_the_bakery_is_for_bakers_and_operators(bakery_db: Database) -> None:

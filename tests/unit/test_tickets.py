@@ -3,8 +3,6 @@ turn, tickets opened by OrderPlaced, and the bakery's answer to a cancel request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bakery_svc.domain import ACCEPTED, CLOSED, DELIVERED, OPEN, REJECTED, TICKETS, status_name
@@ -14,17 +12,13 @@ from bread.events.v1 import events_pb2 as ev
 from servicekit.db import Database
 from servicekit.errors import FailedPrecondition, NotFound
 from servicekit.outbox import Outbox
-from tests.unit.fakes import deliver, memory_database, recorded
+from tests.unit.fakes import database_of, deliver, recorded
 
 ALL_STATUSES = [OPEN, ACCEPTED, REJECTED, DELIVERED, CLOSED]
 PLACED = ev.OrderPlaced(order_id="o1", customer_id="alice", item="cake", qty=2, price=50000)
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    database = await memory_database([Ticket])
-    yield database
-    await database.close()
+db = database_of(Ticket)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from harness.system import BreadSystem
 from ops.faults import ensure_servers_up
 from ops.profiles import SERVICES
-from tests.support.system import BreadSystem
 
 LAYOUT: dict[str, object] = {"profile": "polyglot", "replicas": {name: 2 for name in SERVICES}}
 

@@ -13,11 +13,11 @@ import grpc
 import pytest
 
 from bread.order.v1 import order_pb2, order_pb2_grpc
+from harness.system import BreadSystem, running_system
 from ops import faults
 from ops.audit import Expectations, read_snapshot, wait_consistent
 from ops.chaos import Outcome, drive_endings
 from ops.profiles import SERVICES
-from tests.support.system import BreadSystem, running_system
 
 BURST = 512  # at least 500, in equal shares per client
 CONCURRENCY = 16

@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from bench.load import LoadConfig, LoadResult, run
+from harness.load import LoadConfig, LoadResult, run
+from harness.system import BreadSystem, ProcessSlots, running_system
 from ops.audit import Expectations, readiness_name, wait_consistent
 from ops.profiles import SERVICES
 from ops.rollout import envoy_routes_to, health_serving, rollout
-from tests.support.system import BreadSystem, ProcessSlots, running_system
 
 
 def system_with(

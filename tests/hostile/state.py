@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
+from harness.system import BreadSystem
 from ops.profiles import SERVICES
 from servicekit.db import open_database
-from tests.support.system import BreadSystem
 
 # Table name -> its rows, sorted; by service.
 Snapshot = dict[str, dict[str, list[tuple]]]

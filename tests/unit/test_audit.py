@@ -8,9 +8,9 @@ import pathlib
 import peewee
 import pytest
 
-from bench.invariants import check_money, wait_settled
 from bread.order.v1.order_pb2 import OrderStatus
 from bread.pay.v1.pay_pb2 import PaymentStatus
+from harness.invariants import check_money, wait_settled
 from ops.audit import Expectations, MypageRow, OrderRow, PaymentRow, Snapshot, check
 from order_svc.models import Order
 from pay_svc.models import Payment

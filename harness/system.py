@@ -24,6 +24,10 @@ import aio_pika
 import grpc
 import httpx
 
+from harness.envoy import EnvoyProcess, start_envoy
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.processes import ServiceProcess
 from ops.databases import drop_database, ensure_database
 from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
@@ -33,10 +37,6 @@ from ops.rollout import envoy_routes_to
 from ops.tokens import DevIssuer
 from servicekit.events import Topology
 from servicekit.settings import DEFAULT_AMQP_URL
-from tests.support.envoy import EnvoyProcess, start_envoy
-from tests.support.polling import wait_for
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
 
 
 @dataclass

@@ -30,7 +30,7 @@ proto: $(INSTALLED) ## regenerate Python code, stubs and Envoy's descriptor set
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy servicekit order_svc pay_svc bakery_svc customer_svc ops harness tests bench examples
+	$(BIN)/mypy servicekit $(wildcard *_svc) ops harness tests bench examples
 
 # The database layout (ops/profiles.py): default (SQLite) or polyglot. Not PROFILE,
 # which every service reads as dev or prod.

@@ -32,10 +32,12 @@ from ops.databases import drop_database, ensure_database
 from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
 from ops.faults import Replica
-from ops.profiles import SERVICES, database_urls
+from ops.profiles import database_urls
 from ops.rollout import envoy_routes_to
 from ops.tokens import DevIssuer
+from servicekit import registry
 from servicekit.events import Topology
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
 
 
@@ -137,7 +139,7 @@ class BreadSystem:
             name: [
                 free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
             ]
-            for name in SERVICES
+            for name in NAMES
         }
         self.envoy = start_envoy(
             EnvoyTopology(
@@ -170,7 +172,7 @@ class BreadSystem:
 
     def wait_gateway_ready(self, timeout: float = 20.0) -> None:
         """Until Envoy's health checks have found every service."""
-        probes = ["/menu", "/payments", "/bakeries", "/mypages"]
+        probes = [service.edge.probe for service in registry.SERVICES if service.edge]
         with self.client(timeout=2) as client:
             for path in probes:
                 wait_for(
@@ -242,7 +244,7 @@ def delete_broker_objects(exchange: str, queue_prefix: str) -> None:
         connection = await aio_pika.connect(DEFAULT_AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            for name in SERVICES:
+            for name in NAMES:
                 queue = f"{queue_prefix}.{name}"
                 await channel.queue_delete(queue)
                 await channel.queue_delete(topology.dead_letter_queue(queue))

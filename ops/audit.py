@@ -45,6 +45,7 @@ from bread.bakery.v1.bakery_pb2 import TicketStatus
 from bread.order.v1.order_pb2 import OrderStatus
 from bread.pay.v1.pay_pb2 import PaymentStatus
 from ops.dead_letters import dead_letter_queues, list_dead_letters
+from servicekit import registry
 from servicekit.db import open_database
 
 UNSETTLED = frozenset({"PENDING", "CANCELING"})
@@ -402,8 +403,7 @@ def dead_letters(amqp_url: str, queue_prefix: str) -> dict[str, int]:
 
 
 def readiness_name(service: str) -> str:
-    module = __import__(f"{service}_svc.spec", fromlist=["SPEC"])
-    return str(module.SPEC.readiness_name)
+    return registry.service(service).readiness_name
 
 
 def is_ready(service: str, port: int, host: str = "127.0.0.1") -> bool:

@@ -63,10 +63,11 @@ from ops.faults import (
     take_down,
     wait_until,
 )
-from ops.profiles import PROFILES, SERVICES, describe
+from ops.profiles import PROFILES, describe
 from ops.run import VAR, run_database_urls, slot_ports
 from ops.tokens import DevIssuer
 from servicekit.events import Topology
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
 
 Say = Callable[[str], None]
@@ -93,7 +94,7 @@ def by_service(replicas: Iterable[Replica]) -> dict[str, list[int]]:
 
 def connection_names(target: Target) -> list[str]:
     """What each service names its broker connection (its queue)."""
-    return [f"{target.queue_prefix}.{name}" for name in SERVICES]
+    return [f"{target.queue_prefix}.{name}" for name in NAMES]
 
 
 def health_flags(admin_url: str) -> dict[int, set[str]]:
@@ -823,7 +824,7 @@ class RunningBread:
         self.conf = VAR / "supervisord.conf"
         if not self.conf.exists():
             raise SystemExit(f"{self.conf} is missing: start `make run` first")
-        self.slot_ports = {name: slot_ports(name) for name in SERVICES}
+        self.slot_ports = {name: slot_ports(name) for name in NAMES}
         self._urls = run_database_urls(profile, replicas)
         text = self.conf.read_text()
         for name, url in self._urls.items():

@@ -16,9 +16,9 @@ import pytest
 
 from harness.system import BreadSystem
 from ops.faults import ensure_servers_up
-from ops.profiles import SERVICES
+from servicekit.registry import NAMES
 
-LAYOUT: dict[str, object] = {"profile": "polyglot", "replicas": {name: 2 for name in SERVICES}}
+LAYOUT: dict[str, object] = {"profile": "polyglot", "replicas": {name: 2 for name in NAMES}}
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -71,7 +71,7 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 	$(BIN)/pytest -q tests/unit
 
 clean: ## remove generated code, local data and the venv
-	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) bread build var bread.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 .PHONY: help setup proto lint run rollout token events dlq redrive rebuild-mypage test test-fast clean
 

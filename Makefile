@@ -38,7 +38,7 @@ DB ?= default
 
 REPLICAS ?= 1
 
-run: setup ## start everything in the foreground (DB=polyglot: PostgreSQL + MariaDB; REPLICAS=2)
+run: setup ## start everything (DB=default|polyglot: SQLite, or PostgreSQL + MariaDB; REPLICAS=2; PROFILE=dev|prod: the services' mode)
 	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
 
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime

@@ -12,6 +12,7 @@ or that breaks the timeout ordering.
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import shutil
@@ -135,10 +136,13 @@ def render(topology: EnvoyTopology) -> str:
         for service in registry.SERVICES
         if service.edge
     ]
-    return _template().render(values, hosts=hosts, edge_services=edge_services)
+    template = _compiled(TEMPLATE_PATH.read_text())
+    return template.render(values, hosts=hosts, edge_services=edge_services)
 
 
-def _template() -> jinja2.Template:
+@functools.lru_cache(maxsize=1)
+def _compiled(text: str) -> jinja2.Template:
+    """The template, compiled once per text (tests render it for every system they start)."""
     environment = jinja2.Environment(
         # A value the template names but we do not give is an error, not an empty string.
         undefined=jinja2.StrictUndefined,
@@ -147,7 +151,7 @@ def _template() -> jinja2.Template:
         keep_trailing_newline=True,
         autoescape=False,  # YAML, not HTML
     )
-    return environment.from_string(TEMPLATE_PATH.read_text())
+    return environment.from_string(text)
 
 
 def _check(t: EnvoyTopology) -> None:

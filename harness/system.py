@@ -1,4 +1,5 @@
-"""The whole of bread as real processes: four services and Envoy, for one test run.
+"""The whole of bread as real processes: every registered service and Envoy, for one test,
+benchmark or scenario run.
 
 Each system gets its own exchange and queue prefix, its own SQLite files or
 uniquely named PostgreSQL/MariaDB databases, and free ports, so runs never see

@@ -44,6 +44,7 @@ def main() -> int:
     if status != 0:
         return status
     copy_googleapis_imports(googleapis)
+    # A program of its own (it also runs alone), so this file needs no import path beside it.
     openapi = ROOT / "scripts" / "gen_openapi.py"
     return subprocess.run(
         [sys.executable, str(openapi), str(DESCRIPTOR_SET), str(OPENAPI)]

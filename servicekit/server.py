@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -41,6 +42,7 @@ from servicekit.events import Topology
 from servicekit.inbox import Consumer, Handlers
 from servicekit.migrations import Schema
 from servicekit.outbox import Outbox
+from servicekit.pruning import keep_inbox_pruned
 from servicekit.settings import Settings
 from servicekit.shared_schema import SHARED
 from servicekit.spec import ServiceSpec
@@ -154,9 +156,9 @@ class Service:
         return self.exit_status
 
     async def _start(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
-        """Connect the database (retried until it answers), then start every
-        background task under the supervisor; the broker session connects and
-        reconnects on its own."""
+        """Connect and migrate the database (retried until it answers and its schema
+        is current), then start every background task under the supervisor; the
+        broker session connects and reconnects on its own."""
         attempt = 0
         while True:
             try:
@@ -164,7 +166,7 @@ class Service:
                 break
             except Exception as exc:
                 attempt += 1
-                log.warning("database not reachable yet: %r", exc)
+                log.warning("database not ready yet (unreachable, or migrating failed): %r", exc)
                 await asyncio.sleep(Backoff(first=0.5, cap=5.0).delay(attempt))
         self.broker = BrokerSession(
             self.settings.amqp_url,
@@ -176,6 +178,9 @@ class Service:
         self.supervisor.start("broker session", self.broker.run)
         for task in wiring.background:
             self.supervisor.start(task.__name__, task)
+        if self.consumer is not None:
+            retention = timedelta(days=self.settings.inbox_retention_days)
+            self.supervisor.start("inbox pruning", lambda: keep_inbox_pruned(db, retention))
         if db.is_sqlite_file:
             self.supervisor.start("wal checkpoints", db.checkpoint_wal)
         self.supervisor.start("health watch", lambda: self._watch(db))

@@ -6,7 +6,7 @@ A change to OutboxEvent or InboxEvent gets a step here (docs/DESIGN.md, Schema c
 import peewee
 
 from servicekit.inbox import InboxEvent
-from servicekit.migrations import Schema, Step, add_column
+from servicekit.migrations import Schema, Step, add_column, add_index
 from servicekit.outbox import OutboxEvent
 
 SHARED = Schema(
@@ -18,5 +18,6 @@ SHARED = Schema(
             "outbox.claimed_until: relays claim rows",
             [add_column("outbox", "claimed_until", peewee.DateTimeField(null=True))],
         ),
+        Step(2, "inbox.applied indexed: pruning finds old rows", [add_index("inbox", ["applied"])]),
     ],
 )

@@ -1,7 +1,8 @@
 """Schema migrations on SQLite, PostgreSQL and MariaDB: a database made by an older
 release's create_tables is brought forward with every row kept and the new columns
 working; a fresh one gets today's tables stamped at the newest version; two migrators
-starting together apply a step once; a real service migrates its database at start-up."""
+starting together apply a step once; a real service migrates its database at start-up
+and prunes its inbox."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import peewee
@@ -21,16 +22,20 @@ from ops.databases import drop_database, ensure_database
 from ops.profiles import MARIADB, POSTGRESQL
 from order_svc.migrations import SCHEMA as ORDER
 from order_svc.models import Order
+from servicekit.clock import utcnow
 from servicekit.db import Database, open_database
 from servicekit.inbox import InboxEvent
 from servicekit.migrations import TABLE, Schema, Step, add_column, migrate
 from servicekit.outbox import Outbox, OutboxEvent
 from servicekit.shared_schema import SHARED
+from tests.support.polling import wait_for
 from tests.support.ports import free_port
 from tests.support.processes import ServiceProcess
 from tests.support.system import delete_broker_objects
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
+# Older than the inbox keeps rows (INBOX_RETENTION_DAYS).
+LONG_AGO = timedelta(days=30)
 
 
 # The tables as the release before migrations made them (git show 6b764c4: order_svc/models.py,
@@ -75,6 +80,10 @@ class OldInbox(peewee.Model):
 
 
 OLD_MODELS = [OldOrder, OldOutbox, OldInbox]
+# The history of such a database once migrated: tables adopted (0), then every step.
+BROUGHT_FORWARD = [
+    (schema.name, v) for schema in (ORDER, SHARED) for v in range(schema.version + 1)
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -116,7 +125,10 @@ def make_old_database(url: str, orders: int = 5) -> None:
                 payload=b"\x00\x01payload",
                 created=T0,
             )
-            OldInbox.create(event_id=f"seen-{n}", type_name="BakeryAccepted", applied=T0)
+            OldInbox.create(
+                event_id=f"seen-{n}", type_name="BakeryAccepted", applied=utcnow() - LONG_AGO
+            )
+        OldInbox.create(event_id="seen-lately", type_name="BakeryAccepted", applied=utcnow())
     database.close()
 
 
@@ -140,7 +152,7 @@ async def test_an_old_database_is_brought_forward_with_every_row(url: str) -> No
     make_old_database(url)
     db = await connect_as_order(url)
     try:
-        assert history(url) == [("order", 0), ("order", 1), ("servicekit", 0), ("servicekit", 1)]
+        assert history(url) == BROUGHT_FORWARD
 
         def rows() -> tuple[list[Any], ...]:
             return (
@@ -154,7 +166,7 @@ async def test_an_old_database_is_brought_forward_with_every_row(url: str) -> No
         assert sorted((e, bytes(p)) for e, p in outbox) == [
             (f"event-{n}", b"\x00\x01payload") for n in range(5)
         ]
-        assert inbox == [(f"seen-{n}",) for n in range(5)]
+        assert inbox == [*((f"seen-{n}",) for n in range(5)), ("seen-lately",)]
 
         # orders.request_id: stored, and unique per customer.
         def keyed() -> None:
@@ -183,7 +195,7 @@ async def test_an_old_database_is_brought_forward_with_every_row(url: str) -> No
     # A restart finds nothing to do.
     db = await connect_as_order(url)
     await db.close()
-    assert history(url) == [("order", 0), ("order", 1), ("servicekit", 0), ("servicekit", 1)]
+    assert history(url) == BROUGHT_FORWARD
 
 
 async def test_a_fresh_database_gets_todays_tables_stamped_at_the_newest_version(
@@ -247,7 +259,18 @@ def test_two_migrators_starting_together_apply_a_step_once(url: str) -> None:
     assert history(url) == [("probe", 0), ("probe", 1)]
 
 
-def test_a_service_migrates_its_old_database_at_start_up(tmp_path: pathlib.Path) -> None:
+def inbox(url: str) -> list[str]:
+    database = open_database(url)
+    try:
+        rows = database.execute_sql("SELECT event_id FROM inbox ORDER BY event_id").fetchall()
+        return [event_id for (event_id,) in rows]
+    finally:
+        database.close()
+
+
+def test_a_service_migrates_its_old_database_at_start_up_and_prunes_its_inbox(
+    tmp_path: pathlib.Path,
+) -> None:
     url = f"sqlite:///{tmp_path}/order.db"
     make_old_database(url)
     names = f"bread-test-migrate-{uuid.uuid4().hex[:8]}"
@@ -255,7 +278,8 @@ def test_a_service_migrates_its_old_database_at_start_up(tmp_path: pathlib.Path)
     order = ServiceProcess("order", free_port(), env, tmp_path).start()
     try:
         order.wait_ready()
+        wait_for(lambda: inbox(url) == ["seen-lately"], timeout=10, what="old inbox rows pruned")
     finally:
         order.kill()
         delete_broker_objects(names, names)
-    assert history(url) == [("order", 0), ("order", 1), ("servicekit", 0), ("servicekit", 1)]
+    assert history(url) == BROUGHT_FORWARD

@@ -21,6 +21,7 @@ from playhouse.db_url import connect
 
 from servicekit.errors import NotFound
 from servicekit.identity import Caller
+from servicekit.migrations import Schema, migrate
 
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
@@ -108,10 +109,13 @@ class Database:
 
         return await self.run(atomic)
 
-    async def connect(self) -> None:
+    async def connect(self, schemas: Sequence[Schema] | None = None) -> None:
+        """Open the connection and migrate the schemas (servicekit.migrations); without
+        schemas, the models are one schema without steps (scratch and test databases)."""
+
         def open_and_migrate() -> None:
             self.peewee.connect(reuse_if_open=True)
-            self.peewee.create_tables(self.models, safe=True)
+            migrate(self.peewee, schemas or [Schema("tables", self.models)])
 
         await self.run(open_and_migrate)
 

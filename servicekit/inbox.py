@@ -63,7 +63,8 @@ RETRY_BACKOFF = Backoff(first=0.05, cap=5.0)
 class InboxEvent(peewee.Model):
     event_id = peewee.CharField(max_length=36, primary_key=True)
     type_name = peewee.CharField(max_length=100)
-    applied = peewee.DateTimeField()
+    # Indexed for pruning (servicekit/pruning.py).
+    applied = peewee.DateTimeField(index=True)
 
     class Meta:
         table_name = "inbox"

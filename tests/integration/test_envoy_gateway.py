@@ -33,6 +33,7 @@ from harness.ports import free_port
 from ops.dev_signin import SignInServer
 from ops.envoy_config import REPO_ROOT, EnvoyTopology, envoy_binary, render
 from ops.tokens import DevIssuer
+from servicekit import registry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,7 +49,7 @@ PAGE_ORIGIN = "http://localhost:5173"
 
 def dead_upstreams() -> dict[str, list[tuple[str, int]]]:
     """Free ports where nothing listens: every service is down."""
-    return {name: [("127.0.0.1", free_port())] for name in ("order", "pay", "bakery", "customer")}
+    return {name: [("127.0.0.1", free_port())] for name in registry.NAMES}
 
 
 def local_topology(**changes: object) -> EnvoyTopology:

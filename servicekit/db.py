@@ -21,6 +21,7 @@ from playhouse.db_url import connect
 
 from servicekit.errors import NotFound
 from servicekit.identity import Caller
+from servicekit.sql import get_by
 
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
@@ -55,12 +56,10 @@ def open_database(url: str) -> peewee.Database:
     return connect(url)
 
 
-def one(
-    model: type[M], condition: peewee.Expression, missing: str, seen_by: Caller | None = None
-) -> M:
-    """The row matching condition; NotFound (gRPC NOT_FOUND) saying `missing` if none, and
+def one(key: peewee.Field, value: Any, missing: str, seen_by: Caller | None = None) -> Any:
+    """The row whose key is value; NotFound (gRPC NOT_FOUND) saying `missing` if none, and
     also if seen_by may not see it (the row's customer_id is not theirs), so ids do not leak."""
-    row = model.get_or_none(condition)
+    row = get_by(key, value)
     if row is None or (seen_by and not seen_by.owns(getattr(row, "customer_id", ""))):
         raise NotFound(missing)
     return row

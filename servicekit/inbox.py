@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -45,6 +45,7 @@ from servicekit.events import (
     republished,
 )
 from servicekit.logs import order_id_var
+from servicekit.sql import insert
 from servicekit.supervise import Backoff
 from servicekit.transient import is_transient
 
@@ -78,16 +79,33 @@ def by_type_name(handlers: Handlers) -> dict[str, Handler]:
     return {event_type(cls): handler for cls, handler in handlers.items()}
 
 
+_RECORD = insert(InboxEvent)
+
+
 def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
     """Apply an event unless the inbox has it; call inside a transaction."""
-    if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
-        log.info("skipping duplicate %s %s", event.type_name, event.event_id)
-        return False
-    InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
-    handler = handlers.get(event.type_name)
-    if handler is not None:
-        handler(event.message, event)
-    return True
+    return apply_new([event], handlers) == 1
+
+
+def apply_new(events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]) -> int:
+    """Apply, in order, the events the inbox does not have yet (one query finds
+    them all); returns how many were applied. Call inside a transaction."""
+    ids = [event.event_id for event in events]
+    query = InboxEvent.select(InboxEvent.event_id).where(InboxEvent.event_id.in_(ids))
+    seen = {event_id for (event_id,) in query.tuples()}
+    now = utcnow()
+    applied = 0
+    for event in events:
+        if event.event_id in seen:
+            log.info("skipping duplicate %s %s", event.type_name, event.event_id)
+            continue
+        seen.add(event.event_id)
+        _RECORD.run(event_id=event.event_id, type_name=event.type_name, applied=now)
+        handler = handlers.get(event.type_name)
+        if handler is not None:
+            handler(event.message, event)
+        applied += 1
+    return applied
 
 
 class Consumer:
@@ -218,8 +236,7 @@ class Consumer:
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
-        for event in events:
-            apply_once(event, self.handlers)
+        apply_new(events, self.handlers)
 
     async def _dead_letter(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         """Park the message in the dead-letter queue with its error, then ack it.

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import event_type, new_event_id, to_amqp
+from servicekit.sql import insert
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class OutboxEvent(peewee.Model):
         table_name = "outbox"
 
 
+_RECORD = insert(OutboxEvent)
+
+
 class Outbox:
     # Events per publish round; confirms for a batch are awaited together.
     BATCH = 200
@@ -59,12 +63,13 @@ class Outbox:
 
     def record(self, message: Message, order_id: str) -> None:
         """Store an event; call on the database thread inside the transaction."""
-        OutboxEvent.create(
+        _RECORD.run(
             event_id=new_event_id(),
             type_name=event_type(message),
             order_id=order_id,
             payload=message.SerializeToString(),
             created=utcnow(),
+            claimed_until=None,
         )
         # The relay's next read is queued on the same database thread, behind
         # this transaction, so it sees the row once the transaction commits.

@@ -127,7 +127,7 @@ class Payments:
             self._refund(payment, "order failed: " + event.reason)
             return
         # Not charged (yet): a void row makes a late Pay for it refuse.
-        Payment.create(
+        void = Payment(
             id=str(uuid.uuid4()),
             order_id=event.order_id,
             customer_id=event.customer_id,
@@ -135,6 +135,7 @@ class Payments:
             status=VOIDED,
             reason="order failed before payment",
         )
+        _INSERT.run(**void.__data__)
 
 
 def find_payment(payment_id: str, who: Caller | None = None) -> Payment:

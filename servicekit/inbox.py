@@ -45,7 +45,7 @@ from servicekit.events import (
     republished,
 )
 from servicekit.logs import order_id_var
-from servicekit.sql import insert
+from servicekit.sql import KeysStatement, insert
 from servicekit.supervise import Backoff
 from servicekit.transient import is_transient
 
@@ -80,6 +80,10 @@ def by_type_name(handlers: Handlers) -> dict[str, Handler]:
 
 
 _RECORD = insert(InboxEvent)
+_FIND = KeysStatement(
+    InboxEvent,
+    lambda s, ids: InboxEvent.select(InboxEvent.event_id).where(InboxEvent.event_id.in_(ids)),
+)
 
 
 def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
@@ -90,9 +94,8 @@ def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
 def apply_new(events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]) -> int:
     """Apply, in order, the events the inbox does not have yet (one query finds
     them all); returns how many were applied. Call inside a transaction."""
-    ids = [event.event_id for event in events]
-    query = InboxEvent.select(InboxEvent.event_id).where(InboxEvent.event_id.in_(ids))
-    seen = {event_id for (event_id,) in query.tuples()}
+    found = _FIND.run([event.event_id for event in events])
+    seen = {event_id for (event_id,) in found.fetchall()}
     now = utcnow()
     applied = 0
     for event in events:

@@ -61,9 +61,9 @@ class Statement:
             sql, params = query.sql()
             rendered = self._rendered[type(database)] = (sql, tuple(params))
             self._columns = list(getattr(query, "_returning", None) or ())
-        sql, params = rendered
+        sql, template = rendered
         return database.execute_sql(
-            sql, [values[p] if isinstance(p, _SlotName) else p for p in params]
+            sql, [values[p] if isinstance(p, _SlotName) else p for p in template]
         )
 
     def rowcount(self, **values: Any) -> int:
@@ -73,9 +73,39 @@ class Statement:
     def first(self, **values: Any) -> dict[str, Any] | None:
         """A SELECT's first row as {field name: Python value}, or None."""
         row = self.run(**values).fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._as_dict(row)
+
+    def select(self, **values: Any) -> list[Any]:
+        """A SELECT's rows as instances of the model."""
+        return [self.model(**self._as_dict(row)) for row in self.run(**values).fetchall()]
+
+    def _as_dict(self, row: Sequence[Any]) -> dict[str, Any]:
         return {f.name: f.python_value(v) for f, v in zip(self._columns, row, strict=True)}
+
+
+class KeysStatement:
+    """A statement over a list of keys (`... IN (...)`), rendered for lengths
+    1, 2, 4, 8, ... only: a list is padded with its last key to the next one."""
+
+    def __init__(
+        self,
+        model: type[peewee.Model],
+        build: Callable[[Slots, list[Slot]], peewee.Query],
+    ) -> None:
+        self.model = model
+        self._build = build
+        self._by_length: dict[int, Statement] = {}
+
+    def run(self, keys: Sequence[Any], **values: Any) -> Any:
+        length = 1 << (len(keys) - 1).bit_length()
+        statement = self._by_length.get(length)
+        if statement is None:
+            statement = self._by_length[length] = Statement(
+                self.model,
+                lambda s: self._build(s, [getattr(s, f"key{i}") for i in range(length)]),
+            )
+        padded = [*keys, *[keys[-1]] * (length - len(keys))]
+        return statement.run(**values, **{f"key{i}": key for i, key in enumerate(padded)})
 
 
 def insert(model: type[peewee.Model]) -> Statement:

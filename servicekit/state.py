@@ -16,7 +16,7 @@ from typing import Any
 import peewee
 
 from servicekit.clock import utcnow
-from servicekit.sql import Statement
+from servicekit.sql import Slots, Statement
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,11 @@ class StateMachine:
         self, key: peewee.Field, target: int, changed: tuple[str, ...]
     ) -> Statement:
         model = key.model
-        return Statement(
-            model,
-            lambda s: model.update(
-                {model.status: target, **{getattr(model, name): getattr(s, name) for name in changed}}
-            ).where(key == s.key, model.status.in_(self.sources(target))),
-        )
+
+        def build(s: Slots) -> peewee.Query:
+            values = {getattr(model, name): getattr(s, name) for name in changed}
+            return model.update({model.status: target, **values}).where(
+                key == s.key, model.status.in_(self.sources(target))
+            )
+
+        return Statement(model, build)

@@ -137,6 +137,9 @@ class Consumer:
         self._consumer_tag: str | None = None
         self._deliveries: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        # Whether every delivery taken so far on this channel was acked or
+        # dead-lettered in turn (a batch that failed to apply leaves some unacked).
+        self._settled_in_order = True
 
     async def attach(self, channel: AbstractChannel, dead_letters: AbstractExchange) -> None:
         """Start consuming on channel; dead letters are published through dead_letters,
@@ -147,6 +150,7 @@ class Consumer:
         )
         self._dead_letters = dead_letters
         self._deliveries = asyncio.Queue()
+        self._settled_in_order = True
         self._worker = asyncio.create_task(self._work())
         self._consumer_tag = await self._queue.consume(self._deliveries.put)
 
@@ -178,6 +182,7 @@ class Consumer:
                 await self._apply(batch)
             except Exception:  # the worker must outlive any one batch
                 log.exception("applying %d deliveries failed; they will be redelivered", len(batch))
+                self._settled_in_order = False
             finally:
                 for _ in batch:
                     self._deliveries.task_done()
@@ -204,10 +209,18 @@ class Consumer:
                 for incoming, event in events:
                     await self._apply_one(incoming, event)
                 return
-            for incoming, _ in events:
-                await incoming.ack()
+            await self._ack_batch([incoming for incoming, _ in events])
             return
         await self._apply_one(*events[0])
+
+    async def _ack_batch(self, deliveries: list[AbstractIncomingMessage]) -> None:
+        """Ack a committed batch: with one frame while every earlier delivery on
+        this channel is settled (then acking up to the last acks exactly these)."""
+        if self._settled_in_order:
+            await deliveries[-1].ack(multiple=True)
+            return
+        for incoming in deliveries:
+            await incoming.ack()
 
     async def _apply_one(self, incoming: AbstractIncomingMessage, event: ReceivedEvent) -> None:
         order_id_var.set(event.order_id)

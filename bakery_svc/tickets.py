@@ -19,8 +19,16 @@ from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
+from servicekit.sql import Statement, get_by, insert
 
 log = logging.getLogger(__name__)
+
+
+_INSERT = insert(Ticket)
+_FILL = Statement(
+    Ticket,
+    lambda s: Ticket.update(item=s.item, qty=s.qty).where(Ticket.order_id == s.order_id),
+)
 
 
 class Tickets:
@@ -69,22 +77,16 @@ class Tickets:
 
     @staticmethod
     def _on_order_placed(event: ev.OrderPlaced, _: object) -> None:
-        updated = (
-            Ticket.update(item=event.item, qty=event.qty)
-            .where(Ticket.order_id == event.order_id)
-            .execute()
-        )
-        if not updated:  # else the cancel request overtook it: the ticket stays closed
-            Ticket.create(
-                order_id=event.order_id, item=event.item, qty=event.qty, status=domain.OPEN
-            )
+        facts = {"order_id": event.order_id, "item": event.item, "qty": event.qty}
+        if not _FILL.rowcount(**facts):  # else the cancel request overtook it: it stays closed
+            _INSERT.run(**Ticket(**facts, status=domain.OPEN).__data__)
 
     def _on_cancel_requested(self, event: ev.OrderCancelRequested, _: object) -> None:
         """Close the ticket if the bread has not left, else refuse; either way
         the order hears the answer."""
         order_id, reason = event.order_id, event.reason[:200]
         if not TICKETS.move(Ticket.order_id, order_id, domain.CLOSED, reason=reason):
-            ticket = Ticket.get_or_none(Ticket.order_id == order_id)
+            ticket = get_by(Ticket.order_id, order_id)
             if ticket is None:  # the request overtook OrderPlaced: nothing was baked yet
                 Ticket.create(order_id=order_id, status=domain.CLOSED, reason=reason)
             elif ticket.status != domain.CLOSED:
@@ -103,7 +105,7 @@ class Tickets:
 
 
 def find_ticket(order_id: str) -> Ticket:
-    return one(Ticket, Ticket.order_id == order_id, f"no bakery ticket for order {order_id!r}")
+    return one(Ticket.order_id, order_id, f"no bakery ticket for order {order_id!r}")
 
 
 def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:

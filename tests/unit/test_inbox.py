@@ -277,6 +277,19 @@ async def test_a_dead_letter_that_cannot_be_parked_is_not_acked(
     assert broker.dead_letters.published == []
 
 
+async def test_a_batch_after_an_unsettled_delivery_is_acked_one_by_one(
+    broker: Broker, handlers: Handlers
+) -> None:
+    """A batch is acked with one frame (ack up to its last delivery) only while every
+    earlier delivery is settled: one left unacked must stay so, for the broker to redeliver."""
+    broker.dead_letters.error = ConnectionResetError("broker went away")
+    [poison] = await broker.deliver(ev.BakeryRejected(order_id="bad", reason="poison"))
+    broker.dead_letters.error = None
+    later = await broker.deliver(placed("o1"), placed("o2"))
+    assert poison.acks == 0
+    assert [d.acks for d in later] == [1, 1]
+
+
 async def test_a_long_database_outage_spends_no_attempt(
     broker: Broker, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

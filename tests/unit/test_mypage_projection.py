@@ -97,29 +97,6 @@ def test_a_refused_cancel_ends_delivered_whatever_the_order() -> None:
         )
 
 
-def test_the_reason_is_the_end_s_whatever_the_arrival_order() -> None:
-    endings = {
-        "cancel refused": [
-            (3, ev.OrderCancelRequested(order_id="o1", reason="too slow")),
-            (4, ev.OrderDelivered(order_id="o1")),
-            (5, ev.CancelRefused(order_id="o1", reason="cancel refused: delivered")),
-        ],
-        "rejected while canceling": [
-            (3, ev.OrderCancelRequested(order_id="o1", reason="too slow")),
-            (4, ev.BakeryRejected(order_id="o1", reason="out of flour")),
-            (5, ev.CancelRefused(order_id="o1", reason="cancel refused: REJECTED")),
-        ],
-    }
-    expected = {
-        "cancel refused": "cancel refused: delivered",
-        "rejected while canceling": "out of flour",
-    }
-    for name, events in endings.items():
-        for arrival in itertools.permutations(events):
-            Mypage.delete().execute()
-            assert apply([*SAGA[:2], *arrival]).reason == expected[name], (name, arrival)
-
-
 # What each event sets on a row of its own: (order, payment, bakery) status. Every event
 # the projection handles is listed, so a new handler comes with its statuses here.
 SETS: dict[type, tuple[str, str, str]] = {

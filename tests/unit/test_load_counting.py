@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -203,3 +204,17 @@ def test_a_missing_envoy_counter_is_an_error_not_zero(monkeypatch: pytest.Monkey
     monkeypatch.setattr(conftest, "stats", lambda admin_url, pattern="": three)
     with pytest.raises(AssertionError, match=conftest.OVERFLOWS[0]):
         conftest.edge_overflow(cast(Any, system))
+
+
+def test_a_missing_outbox_is_an_error_not_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.hostile import state
+
+    rows = {"orders": [("o1",)]}  # an order service whose outbox table is not found
+    monkeypatch.setattr(state, "snapshot", lambda system: {"order": rows})
+    monkeypatch.setattr(
+        state, "time", SimpleNamespace(monotonic=time.monotonic, sleep=lambda _: None)
+    )
+    with pytest.raises(AssertionError, match=r"no outbox table in \['order'\]"):
+        state.settled(cast(Any, None))
+    rows["outbox"] = []
+    assert state.settled(cast(Any, None)) == {"order": rows}

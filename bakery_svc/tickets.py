@@ -10,9 +10,7 @@ from google.protobuf.message import Message
 from bakery_svc import domain
 from bakery_svc.domain import ACTIONS, TICKETS
 from bakery_svc.models import Ticket
-from bread.bakery.v1 import bakery_pb2
 from bread.events.v1 import events_pb2 as ev
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition
 from servicekit.inbox import Handlers
@@ -106,15 +104,3 @@ class Tickets:
 
 def find_ticket(order_id: str) -> Ticket:
     return one(Ticket.order_id, order_id, f"no bakery ticket for order {order_id!r}")
-
-
-def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:
-    return bakery_pb2.Ticket(
-        order_id=ticket.order_id,
-        item=ticket.item,
-        qty=ticket.qty,
-        status=bakery_pb2.TicketStatus.ValueType(ticket.status),
-        reason=ticket.reason,
-        create_time=to_timestamp(ticket.created),
-        update_time=to_timestamp(ticket.updated),
-    )

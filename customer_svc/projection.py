@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bread.customer.v1 import mypage_pb2
 from bread.events.v1 import events_pb2 as ev
 from customer_svc.domain import BAKERY_RANK, ORDER_RANK, PAYMENT_RANK, advance
 from customer_svc.models import Mypage
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, locked, one
 from servicekit.events import ReceivedEvent
 from servicekit.identity import Caller
@@ -135,20 +133,3 @@ class Mypages:
         if customer_id:
             query = query.where(Mypage.customer_id == customer_id)
         return await self.db.run(lambda: page(query, page_size, page_token))
-
-
-def to_proto(row: Mypage) -> mypage_pb2.Mypage:
-    return mypage_pb2.Mypage(
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        item=row.item,
-        qty=row.qty,
-        price=row.price,
-        order_status=row.order_status,
-        payment_id=row.payment_id,
-        payment_status=row.payment_status,
-        bakery_status=row.bakery_status,
-        reason=row.reason,
-        create_time=to_timestamp(row.created),
-        update_time=to_timestamp(row.updated),
-    )

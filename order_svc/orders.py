@@ -13,12 +13,11 @@ import grpc
 import peewee
 
 from bread.events.v1 import events_pb2 as ev
-from bread.order.v1 import order_pb2
 from order_svc import domain
 from order_svc.domain import ORDERS
 from order_svc.models import Order
 from order_svc.pay_client import PayClient, PaymentFailed
-from servicekit.clock import to_timestamp, utcnow
+from servicekit.clock import utcnow
 from servicekit.db import Database, one
 from servicekit.errors import (
     AlreadyExists,
@@ -218,19 +217,3 @@ def _facts(order: Order) -> dict[str, Any]:
 
 def find_order(order_id: str, who: Caller | None = None) -> Order:
     return one(Order.id, order_id, f"order {order_id!r} not found", who)
-
-
-def to_proto(order: Order) -> order_pb2.Order:
-    return order_pb2.Order(
-        id=order.id,
-        customer_id=order.customer_id,
-        item=order.item,
-        qty=order.qty,
-        unit_price=order.unit_price,
-        price=order.price,
-        status=order_pb2.OrderStatus.ValueType(order.status),
-        payment_id=order.payment_id,
-        reason=order.reason,
-        create_time=to_timestamp(order.created),
-        update_time=to_timestamp(order.updated),
-    )

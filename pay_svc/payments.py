@@ -8,10 +8,8 @@ import uuid
 import peewee
 
 from bread.events.v1 import events_pb2
-from bread.pay.v1 import pay_pb2
 from pay_svc.domain import APPROVED, CANCELED, PAYMENTS, VOIDED
 from pay_svc.models import Payment
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.identity import Caller
@@ -140,16 +138,3 @@ class Payments:
 
 def find_payment(payment_id: str, who: Caller | None = None) -> Payment:
     return one(Payment.id, payment_id, f"payment {payment_id!r} not found", who)
-
-
-def to_proto(payment: Payment) -> pay_pb2.Payment:
-    return pay_pb2.Payment(
-        id=payment.id,
-        order_id=payment.order_id,
-        customer_id=payment.customer_id,
-        amount=payment.amount,
-        status=pay_pb2.PaymentStatus.ValueType(payment.status),
-        reason=payment.reason,
-        create_time=to_timestamp(payment.created),
-        update_time=to_timestamp(payment.updated),
-    )

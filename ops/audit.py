@@ -1,7 +1,7 @@
 """Audit every order end to end, read straight from each service's own database.
 
 One implementation for the tests (tests/chaos, tests/faults), the chaos runner
-(`make chaos`, ops/chaos.py) and the load scenarios (bench/invariants.py is the money-only
+(`make chaos`, ops/chaos.py) and the load scenarios (harness/invariants.py is the money-only
 view of it). It lives in ops/ because all three may import ops, while tests and bench must
 not import each other.
 

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
 from grpc_health.v1 import health_pb2
 
 from bench.edge_log import EdgeLog
@@ -87,6 +88,16 @@ def system_pids(system: BreadSystem) -> dict[str, int]:
     assert system.envoy is not None
     pids["envoy"] = system.envoy.process.pid
     return pids
+
+
+def verify_grpc(url: str, message: bytes, token: str) -> None:
+    """One call of exactly the message h2load will send, by a real gRPC client: h2load sees
+    HTTP statuses only, so a wrong body would pass there as 2xx."""
+    target, _, method = url.removeprefix("http://").partition("/")
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    with grpc.insecure_channel(target) as channel:
+        # No serializers: the message goes out as the bytes given.
+        channel.unary_unary(f"/{method}")(message, timeout=10, metadata=metadata)
 
 
 def settle(system: BreadSystem) -> None:
@@ -144,6 +155,7 @@ def rows(system: BreadSystem, meter: CpuMeter, args: argparse.Namespace) -> list
         )
 
     def grpc_row(url: str, message: bytes, signed: bool) -> Callable[[float], ToolRun]:
+        verify_grpc(url, message, token if signed else "")
         streams = max(c // 8, 1)
         return lambda seconds: h2load(
             url,

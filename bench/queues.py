@@ -79,12 +79,15 @@ def depths(amqp_url: str, queues: Sequence[str]) -> dict[str, int]:
     return asyncio.run(once())
 
 
-def wait_drained(amqp_url: str, queues: Sequence[str], timeout: float = 60.0) -> float | None:
-    """Seconds until every queue is empty, or None if one still holds messages at timeout."""
+def wait_drained(
+    amqp_url: str, queues: Sequence[str], timeout: float = 60.0, since: float | None = None
+) -> float | None:
+    """Seconds from `since` (time.monotonic(); default: now) until every queue was empty, or
+    None if one still holds messages after timeout seconds of waiting."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if not any(depths(amqp_url, queues).values()):
-            return time.monotonic() - started
+            return time.monotonic() - (started if since is None else since)
         time.sleep(0.5)
     return None
 

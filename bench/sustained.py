@@ -11,6 +11,7 @@ queues' depths are printed every 5 s, and after the load how long they take to d
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -45,10 +46,9 @@ class Sustained:
     def orders(self) -> int:
         return self.run.ok + self.sampled
 
-    def lag(self, q: float) -> float:
-        if not self.lags:
-            return float("nan")
-        return self.lags[max(-(-len(self.lags) * int(q) // 100) - 1, 0)]
+    def lag(self, q: int) -> float:
+        """Nearest-rank percentile of the sampled lags (there is at least one)."""
+        return self.lags[max(math.ceil(len(self.lags) * q / 100) - 1, 0)]
 
     def report(self) -> list[str]:
         per_order = {p: self.cpu[p] * 1e3 / self.orders for p in PROCESSES if self.orders}
@@ -64,14 +64,19 @@ class Sustained:
             f"{self.run.rate:,.0f} orders/s through the edge, p50 {self.run.p50 * 1e3:.0f} ms, "
             f"p99 {self.run.p99 * 1e3:.0f} ms, {self.run.errors} errors, "
             f"{self.run.non_2xx} not 2xx; wrk used {100 * self.run.cpu / self.run.elapsed:.0f} % "
-            "of a core. CPU ms per order (wrk's and the sampler's orders): "
+            f"of a core. CPU ms per placed order ({self.orders:,} placed by wrk and the "
+            "sampler; the work of the requests not placed is counted in): "
             + ", ".join(f"{p} {ms:.2f}" for p, ms in per_order.items())
             + f", Σ {sum(per_order.values()):.2f}.",
             "",
             f"Mypage lag (request placed → Mypage row PAID, {len(self.lags)} orders sampled at "
-            f"{LAG_RATE:g}/s beside wrk, polled every {POLL * 1e3:.0f} ms): "
-            f"p50 {self.lag(50) * 1e3:.0f} ms, p95 {self.lag(95) * 1e3:.0f} ms, "
-            f"p99 {self.lag(99) * 1e3:.0f} ms, max {self.lag(100) * 1e3:.0f} ms"
+            f"up to {LAG_RATE:g}/s beside wrk, polled every {POLL * 1e3:.0f} ms): "
+            + (
+                f"p50 {self.lag(50) * 1e3:.0f} ms, p95 {self.lag(95) * 1e3:.0f} ms, "
+                f"p99 {self.lag(99) * 1e3:.0f} ms, max {self.lag(100) * 1e3:.0f} ms"
+                if self.lags
+                else "none, no sampled order was placed"
+            )
             + (f"; {missing} never showed PAID" if missing else "")
             + ".",
             "",
@@ -145,12 +150,13 @@ def run_sustained(
                 time.sleep(POLL)
             output, wrk_cpu = wrk.finish()
             cpu = meter.spent(before, meter.snapshot())
+            load_ended = time.monotonic()
             sampled = box["result"]
             deadline = time.perf_counter() + 60
             while len(seen) < len(sampled.placed) and time.perf_counter() < deadline:
                 poll()
                 time.sleep(POLL)
-            drained = wait_drained(system.amqp_url, queues)
+            drained = wait_drained(system.amqp_url, queues, since=load_ended)
             samples = list(monitor.samples)
     finally:
         db.close()

@@ -1,6 +1,7 @@
-"""Load generator, resilience scenarios and the benchmark report for bread.
+"""Load generator, resilience scenarios, the benchmark report and profiles for bread.
 
 python -m bench.load --target 127.0.0.1:8088 -c 100 -t 20S      # siege-like load
 python -m bench.scenario slow-pay                                 # `make load SCENARIO=...`
-python -m bench.benchmark                                         # `make bench`
+python -m bench.benchmark                                         # `make bench` (wrk, h2load)
+python -m bench.profile order                                     # `make profile SERVICE=order`
 """

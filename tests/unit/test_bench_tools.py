@@ -1,13 +1,14 @@
 """How the benchmark reads its tools: wrk's and h2load's summaries, the gRPC frame h2load
-sends, py-spy's flame graph, and when a queue counts as growing."""
+sends, a row's figures, py-spy's flame graph, and when a queue counts as growing."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.benchmark import Row
 from bench.profile import frames, own_samples
 from bench.queues import growing
-from bench.tools import ToolError, grpc_frame, parse_h2load, parse_wrk, wrk_command
+from bench.tools import ToolError, ToolRun, grpc_frame, parse_h2load, parse_wrk, wrk_command
 
 WRK_OUTPUT = """Running 6s test @ http://127.0.0.1:8088
   2 threads and 64 connections
@@ -53,6 +54,23 @@ def test_h2load_summary_and_percentiles_from_its_log() -> None:
     assert (run.requests, run.ok, run.non_2xx, run.errors) == (6003, 5990, 10, 3)
     assert run.elapsed == 6.0
     assert (run.p50, run.p99) == (0.05, 0.099)
+
+
+def test_a_row_counts_a_failed_grpc_status_as_not_ok_and_cpu_per_response() -> None:
+    run = ToolRun(
+        "h2load",
+        requests=100,
+        ok=100,
+        non_2xx=0,
+        errors=0,
+        elapsed=2.0,
+        p50=0.01,
+        p99=0.02,
+        cpu=0.1,
+    )
+    row = Row("PlaceOrder", "gRPC", "health", run, cpu={"order": 0.2}, grpc_failed=10)
+    assert (row.ok, row.not_ok, row.rate) == (90, 10, 45.0)
+    assert row.cpu_ms("order") == pytest.approx(2.0) and row.cpu_ms("pay") == 0.0
 
 
 def test_grpc_frame_is_flag_length_message() -> None:

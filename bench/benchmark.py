@@ -137,8 +137,8 @@ def seed_orders(system: BreadSystem, token: str) -> tuple[str, list[str]]:
 
 def rows(system: BreadSystem, meter: CpuMeter, args: argparse.Namespace) -> list[Row]:
     token = system.token()  # an operator: may order for and read any customer
-    edge = EdgeLog(system.envoy.log_path) if system.envoy else None
-    assert edge is not None
+    assert system.envoy is not None
+    edge = EdgeLog(system.envoy.log_path)
     customer, ids = seed_orders(system, token)
     http, grpc_edge = system.http, f"http://{system.gateway}"
     order_port = system.services["order"].port

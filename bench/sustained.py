@@ -39,7 +39,7 @@ class Sustained:
     seconds: int
     connections: int
     run: ToolRun
-    cpu: dict[str, float]  # process -> CPU seconds while wrk ran
+    cpu: dict[str, float]  # process -> CPU seconds from wrk's start until the queues drained
     sampled: int  # orders the lag sampler placed
     lags: list[float]  # seconds, ascending, one per sampled order that showed PAID
     samples: list[Sample]
@@ -69,7 +69,8 @@ class Sustained:
             f"p99 {self.run.p99 * 1e3:.0f} ms, {self.run.errors} errors, "
             f"{self.run.non_2xx} not 2xx; wrk used {100 * self.run.cpu / self.run.elapsed:.0f} % "
             f"of a core. CPU ms per placed order ({self.orders:,} placed by wrk and the "
-            "sampler; the work of the requests not placed is counted in): "
+            "sampler; until the queues drained; the work of the requests not placed is counted "
+            "in): "
             + ", ".join(f"{p} {ms:.2f}" for p, ms in per_order.items())
             + f", Σ {sum(per_order.values()):.2f}.",
             "",
@@ -154,7 +155,6 @@ def run_sustained(
                 poll()
                 time.sleep(POLL)
             output, wrk_cpu = wrk.finish()
-            cpu = meter.spent(before, meter.snapshot())
             load_ended = time.monotonic()
             sampled = box["result"]
             deadline = time.perf_counter() + 60
@@ -162,6 +162,7 @@ def run_sustained(
                 poll()
                 time.sleep(POLL)
             drained = wait_drained(system.amqp_url, queues, since=load_ended)
+            cpu = meter.spent(before, meter.snapshot())  # the consumers' catching up included
             samples = list(monitor.samples)
     finally:
         db.close()

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from servicekit.events import LOG_RETENTION_DAYS
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PROFILES = ("dev", "prod")
 
@@ -38,6 +40,8 @@ class Settings:
     profile: str
     # Development fault injection (pay): off unless FAULT_INJECTION=on, never in prod.
     fault_injection: bool
+    # Inbox rows older than this are pruned (servicekit/pruning.py).
+    inbox_retention_days: float
 
     @classmethod
     def from_env(
@@ -60,6 +64,7 @@ class Settings:
             log_level=environ.get("LOG_LEVEL", "INFO"),
             profile=_profile(environ.get("PROFILE", "dev")),
             fault_injection=environ.get("FAULT_INJECTION", "off") == "on",
+            inbox_retention_days=_inbox_retention(environ.get("INBOX_RETENTION_DAYS", "8")),
         )
 
     @property
@@ -72,3 +77,14 @@ def _profile(value: str) -> str:
         # A typo must not quietly run production with development switches.
         raise ValueError(f"PROFILE must be one of {', '.join(PROFILES)}, not {value!r}")
     return value
+
+
+def _inbox_retention(value: str) -> float:
+    days = float(value)
+    if days <= LOG_RETENTION_DAYS:
+        # A replay from the event log could then bring back events the inbox forgot.
+        raise ValueError(
+            f"INBOX_RETENTION_DAYS must be more than the event log's {LOG_RETENTION_DAYS} days,"
+            f" not {value}"
+        )
+    return days

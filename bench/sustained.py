@@ -4,7 +4,7 @@ of those orders are consumed at the same rate.
 wrk places orders through the edge at full speed for `seconds`. Beside it two Python clients
 (bench.load, in place of two of wrk's connections) place up to LAG_RATE orders per second of
 their own customer, whose Mypage rows are polled in customer's database: the time from each
-such order's request until its row shows PAID is the Mypage lag, a sample of what every order
+such order's answer until its row shows PAID is the Mypage lag, a sample of what every order
 goes through under the same load. The queues' depths are printed every 5 s, and after the
 load how long they take to drain.
 """
@@ -74,7 +74,8 @@ class Sustained:
             + ", ".join(f"{p} {ms:.2f}" for p, ms in per_order.items())
             + f", Σ {sum(per_order.values()):.2f}.",
             "",
-            f"Mypage lag (request placed → Mypage row PAID, {len(self.lags)} orders sampled at "
+            f"Mypage lag (placed, i.e. the client has its answer → Mypage row PAID, "
+            f"{len(self.lags)} orders sampled at "
             f"up to {LAG_RATE:g}/s by {SAMPLER_CLIENTS} clients beside wrk's "
             f"{self.connections - SAMPLER_CLIENTS}, polled every {POLL * 1e3:.0f} ms): "
             + (
@@ -166,9 +167,13 @@ def run_sustained(
             samples = list(monitor.samples)
     finally:
         db.close()
-    started = dict(zip(sampled.placed, sampled.placed_offsets, strict=True))
+    # Placed: when the client had its answer (pay is called within PlaceOrder, so the order
+    # is PAID by then); offsets identify a request's latency among all of them.
+    latency = dict(zip(sampled.offsets, sampled.latencies, strict=True))
     lags = sorted(
-        seen[oid] - (sampled.started + offset) for oid, offset in started.items() if oid in seen
+        seen[oid] - (sampled.started + offset + latency[offset])
+        for oid, offset in zip(sampled.placed, sampled.placed_offsets, strict=True)
+        if oid in seen
     )
     # Only the samples taken while wrk ran tell whether a queue kept up.
     during = [s for s in samples if s[0] <= seconds + 1]

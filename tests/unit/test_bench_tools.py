@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.benchmark import Row
+from bench.benchmark import AGAIN, Row, baseline_rate
 from bench.profile import frames, own_samples
 from bench.queues import growing
 from bench.tools import ToolError, ToolRun, grpc_frame, parse_h2load, parse_wrk, wrk_command
@@ -71,6 +71,16 @@ def test_a_row_counts_a_failed_grpc_status_as_not_ok_and_cpu_per_response() -> N
     row = Row("PlaceOrder", "gRPC", "health", run, cpu={"order": 0.2}, grpc_failed=10)
     assert (row.ok, row.not_ok, row.rate) == (90, 10, 45.0)
     assert row.cpu_ms("order") == pytest.approx(2.0) and row.cpu_ms("pay") == 0.0
+
+
+def test_a_baseline_is_the_mean_of_its_two_runs() -> None:
+    def row(name: str, ok: int) -> Row:
+        run = ToolRun("wrk", ok, ok, 0, 0, elapsed=1.0, p50=0.0, p99=0.0, cpu=0.0)
+        return Row(name, "", "", run, cpu={})
+
+    done = [row("menu", 1000), row("orders", 50), row("menu" + AGAIN, 600)]
+    assert baseline_rate(done, "menu") == 800.0
+    assert baseline_rate(done, "health") == 0.0
 
 
 def test_grpc_frame_is_flag_length_message() -> None:

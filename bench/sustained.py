@@ -2,7 +2,7 @@
 of those orders are consumed at the same rate.
 
 wrk places orders through the edge at full speed for `seconds`. Beside it two Python clients
-(bench.load, in place of two of wrk's connections) place up to LAG_RATE orders per second of
+(harness.load, in place of two of wrk's connections) place up to LAG_RATE orders per second of
 their own customer, whose Mypage rows are polled in customer's database: the time from each
 such order's answer until its row shows PAID is the Mypage lag, a sample of what every order
 goes through under the same load. The queues' depths are printed every 5 s, and after the

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.polling import wait_for
 from servicekit import registry
+from harness.ports import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -26,12 +27,20 @@ def health_status(port: int, service: str, timeout: float = 1.0) -> int:
 
 
 class ServiceProcess:
-    """`python -m <name>_svc` with its own environment and log file."""
+    """`python -m <name>_svc` with its own environment, log file and metrics port."""
 
     def __init__(self, name: str, port: int, env: dict[str, str], log_dir: pathlib.Path) -> None:
         self.name = name
         self.port = port
-        self.env = {**os.environ, **env, "GRPC_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+        # A port of its own, never GRPC_PORT + 1000: that one may be another test's.
+        self.metrics_port = int(env.get("METRICS_PORT") or free_port())
+        self.env = {
+            **os.environ,
+            **env,
+            "GRPC_PORT": str(port),
+            "METRICS_PORT": str(self.metrics_port),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_path = log_dir / f"{name}-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

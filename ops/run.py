@@ -22,7 +22,7 @@ from ops.profiles import PROFILES, database_urls, describe
 from ops.tokens import DevIssuer
 from servicekit import registry
 from servicekit.registry import NAMES
-from servicekit.settings import DEFAULT_AMQP_URL
+from servicekit.settings import DEFAULT_AMQP_URL, METRICS_PORT_OFFSET
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -89,6 +89,11 @@ def slot_ports(service: str) -> list[int]:
     return [base + 10000 * slot for slot in range(SLOTS)]
 
 
+def metrics_port(port: int) -> int:
+    """Where the replica on gRPC port `port` serves /metrics (9081 for 8081)."""
+    return port + METRICS_PORT_OFFSET
+
+
 def program(
     name: str,
     command: str,
@@ -122,7 +127,12 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
     for name, url in run_database_urls(profile, replicas).items():
         for slot, port in enumerate(slot_ports(name), start=1):
             programs.append(f"{name}-{slot}")
-            env = {"DATABASE_URL": url, "GRPC_PORT": port, "PYTHONUNBUFFERED": 1}
+            env = {
+                "DATABASE_URL": url,
+                "GRPC_PORT": port,
+                "METRICS_PORT": metrics_port(port),
+                "PYTHONUNBUFFERED": 1,
+            }
             command = f"{python} -m {registry.service(name).package}"
             config += program(programs[-1], command, env, 20, slot <= replicas)
     # One group stops the services together (each drains in parallel);

@@ -5,7 +5,7 @@ import os
 from bread.order.v1 import order_pb2_grpc
 from order_svc.menu import load_menu
 from order_svc.migrations import SCHEMA
-from order_svc.orders import Orders
+from order_svc.orders import Orders, orders_by_status
 from order_svc.pay_client import PayClient
 from order_svc.servicer import OrderServicer
 from order_svc.spec import SPEC
@@ -23,6 +23,7 @@ def wire(runtime: Runtime) -> Wiring:
         servicers=[(order_pb2_grpc.add_OrderServiceServicer_to_server, OrderServicer(orders))],
         handlers=orders.handlers(),
         background=[orders.sweep_stale_payments],
+        gauges=[orders_by_status],
     )
 
 

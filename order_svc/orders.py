@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 import peewee
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from bread.events.v1 import events_pb2 as ev
 from order_svc import domain
@@ -217,3 +220,14 @@ def _facts(order: Order) -> dict[str, Any]:
 
 def find_order(order_id: str, who: Caller | None = None) -> Order:
     return one(Order.id, order_id, f"order {order_id!r} not found", who)
+
+
+def orders_by_status() -> Iterable[Metric]:
+    """bread_orders{status}, every status listed (0 when none); read at scrape time on the
+    database thread: one GROUP BY over the status index."""
+    query = Order.select(Order.status, peewee.fn.COUNT(Order.id)).group_by(Order.status)
+    counts: dict[int, int] = dict(query.tuples())  # type: ignore[arg-type]
+    family = GaugeMetricFamily("bread_orders", "Orders by status", labels=["status"])
+    for status in ORDERS.transitions:
+        family.add_metric([domain.status_name(status)], counts.get(status, 0))
+    yield family

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -32,6 +33,7 @@ import peewee
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from google.protobuf.message import Message
 
+from servicekit import metrics
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
@@ -211,6 +213,8 @@ class Consumer:
                     await self._apply_one(incoming, event)
                 return
             await self._ack_batch([incoming for incoming, _ in events])
+            for _, event in events:
+                _consumed(event)
             return
         await self._apply_one(*events[0])
 
@@ -233,9 +237,11 @@ class Consumer:
                     await self._dead_letter(incoming, exc)
                     return
                 log.warning("event %s failed (attempt %d): %r", event.event_id, attempt, exc)
+                metrics.EVENTS_RETRIED.labels(event.type_name, "failed").inc()
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
             else:
                 await incoming.ack()
+                _consumed(event)
                 return
 
     async def _commit(self, events: list[ReceivedEvent]) -> None:
@@ -250,6 +256,8 @@ class Consumer:
                     raise
                 attempt += 1
                 log.warning("waiting to apply %d events: %r", len(events), exc)
+                for event in events:
+                    metrics.EVENTS_RETRIED.labels(event.type_name, "transient").inc()
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
@@ -273,3 +281,12 @@ class Consumer:
             dead, routing_key=self.topology.dead_letter_queue(self.queue_name)
         )
         await incoming.ack()
+        metrics.EVENTS_DEAD_LETTERED.labels(metrics.event_label(incoming.type)).inc()
+
+
+def _consumed(event: ReceivedEvent) -> None:
+    metrics.EVENTS_CONSUMED.labels(event.type_name).inc()
+    # Received times are UTC; a naive one (a test's) is taken as UTC too.
+    published = event.published.replace(tzinfo=event.published.tzinfo or UTC)
+    lag = (datetime.now(UTC) - published).total_seconds()
+    metrics.EVENT_LAG.labels(event.type_name).observe(max(lag, 0.0))

@@ -17,12 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 import peewee
 from aio_pika.abc import AbstractExchange
 from google.protobuf.message import Message
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
+from servicekit import metrics
 from servicekit.clock import utcnow
 from servicekit.db import Database, locked
 from servicekit.events import event_type, new_event_id, to_amqp
@@ -142,13 +146,17 @@ class Outbox:
                     for row in rows
                 )
             )
-        except BaseException:
+        except BaseException as error:
+            if not isinstance(error, asyncio.CancelledError):  # a stop is no failure
+                metrics.OUTBOX_PUBLISH_FAILURES.inc()
             # Broker lost or shutting down: hand the rows back at once rather
             # than when the lease runs out (best effort; the lease is the backstop).
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.db.run(_RELEASE.run, ids))
             raise
         self._sent = ids
+        for row in rows:
+            metrics.OUTBOX_PUBLISHED.labels(row.type_name).inc()
         return len(rows)
 
     def _delete_sent(self) -> None:
@@ -163,3 +171,18 @@ class Outbox:
         if rows:
             _CLAIM.run([row.id for row in rows], until=now + self.LEASE)
         return rows
+
+
+def backlog_gauges() -> Iterable[Metric]:
+    """The unsent rows and the age of the oldest (0 when none); read at scrape time on the
+    database thread. One aggregate over a table that is near empty while the relay keeps up."""
+    rows, oldest = OutboxEvent.select(
+        peewee.fn.COUNT(OutboxEvent.id), peewee.fn.MIN(OutboxEvent.created)
+    ).scalar(as_tuple=True)
+    # SQLite hands an aggregate's datetime back as text.
+    oldest = OutboxEvent.created.adapt(oldest)
+    age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily("bread_outbox_rows", "Events stored but not yet published", rows)
+    yield GaugeMetricFamily(
+        "bread_outbox_oldest_seconds", "Age of the oldest unpublished event", max(age, 0.0)
+    )

@@ -33,7 +33,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from servicekit import logs
+from servicekit import logs, metrics
 from servicekit.api import PUBLIC_SERVICES
 from servicekit.broker import BrokerSession
 from servicekit.db import Database
@@ -41,7 +41,7 @@ from servicekit.decoding import RefuseUndecodable
 from servicekit.events import Topology
 from servicekit.inbox import Consumer, Handlers
 from servicekit.migrations import Schema
-from servicekit.outbox import Outbox
+from servicekit.outbox import Outbox, backlog_gauges
 from servicekit.pruning import keep_inbox_pruned
 from servicekit.settings import Settings
 from servicekit.shared_schema import SHARED
@@ -75,6 +75,8 @@ class Wiring:
     handlers: Handlers = field(default_factory=dict)
     # Long-running tasks, supervised, started once the database is connected.
     background: list[TaskFactory] = field(default_factory=list)
+    # Metric families read from the database at scrape time (the outbox's are always there).
+    gauges: list[metrics.Reader] = field(default_factory=list)
 
 
 Wire = Callable[[Runtime], Wiring]
@@ -113,6 +115,7 @@ class Service:
         self.stop = asyncio.Event()
         self.exit_status = 0
         self._reported: dict[str, int] = {}
+        self._unregister_gauges: Callable[[], None] | None = None
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT (exit status 0) or a stuck task (1)."""
@@ -125,8 +128,9 @@ class Service:
                 db, Topology(settings.exchange), settings.queue, wiring.handlers
             )
 
-        # Bad request bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN.
-        server = grpc.aio.server(interceptors=[RefuseUndecodable()])
+        # Outermost first: requests refused as undecodable are counted too. Bad request
+        # bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN.
+        server = grpc.aio.server(interceptors=[metrics.MeasureRequests(), RefuseUndecodable()])
         for add, servicer in wiring.servicers:
             add(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -141,7 +145,13 @@ class Service:
         for name in ("", DATABASE_HEALTH, BROKER_HEALTH, self.spec.readiness_name):
             self._reported[name] = SERVING if name == "" else NOT_SERVING
             await self.health.set(name, self._reported[name])
-        log.info("listening on %s:%d", settings.grpc_bind, settings.grpc_port)
+        metrics_server = metrics.serve(settings.grpc_bind, settings.metrics_port)
+        log.info(
+            "listening on %s:%d, metrics on :%d",
+            settings.grpc_bind,
+            settings.grpc_port,
+            settings.metrics_port,
+        )
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -153,6 +163,7 @@ class Service:
         with contextlib.suppress(asyncio.CancelledError):
             await startup
         await self._shutdown(server, db)
+        metrics_server.shutdown()
         return self.exit_status
 
     async def _start(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
@@ -168,6 +179,9 @@ class Service:
                 attempt += 1
                 log.warning("database not ready yet (unreachable, or migrating failed): %r", exc)
                 await asyncio.sleep(Backoff(first=0.5, cap=5.0).delay(attempt))
+        self._unregister_gauges = metrics.register(
+            metrics.DatabaseGauges(db, [backlog_gauges, *wiring.gauges])
+        )
         self.broker = BrokerSession(
             self.settings.amqp_url,
             self.settings.queue,
@@ -229,7 +243,9 @@ class Service:
         await self.health.set(name, status)
 
     async def _set_ready(self, ready: bool) -> None:
-        await self._report(self.spec.readiness_name, ready and self.started and not self.draining)
+        ready = ready and self.started and not self.draining
+        metrics.READY.set(ready)
+        await self._report(self.spec.readiness_name, ready)
 
     async def _shutdown(self, server: grpc.aio.Server, db: Database) -> None:
         settings = self.settings
@@ -246,5 +262,7 @@ class Service:
                 await asyncio.wait_for(self.consumer.stop(), settings.stop_grace_seconds)
         await server.stop(max(deadline - time.monotonic(), 0.0))
         await self.supervisor.stop()
+        if self._unregister_gauges is not None:
+            self._unregister_gauges()
         await db.close()
         log.info("stopped")

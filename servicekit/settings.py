@@ -10,6 +10,8 @@ from servicekit.events import LOG_RETENTION_DAYS
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PROFILES = ("dev", "prod")
+# METRICS_PORT's default: GRPC_PORT plus this.
+METRICS_PORT_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class Settings:
     service: str
     grpc_port: int
     grpc_bind: str
+    # Prometheus scrapes http://<grpc_bind>:<metrics_port>/metrics.
+    metrics_port: int
     database_url: str
     amqp_url: str
     # Topic exchange for domain events; tests give each run its own.
@@ -47,12 +51,15 @@ class Settings:
     def from_env(
         cls, service: str, default_port: int, environ: Mapping[str, str] = os.environ
     ) -> Settings:
+        grpc_port = int(environ.get("GRPC_PORT", default_port))
         return cls(
             service=service,
-            grpc_port=int(environ.get("GRPC_PORT", default_port)),
+            grpc_port=grpc_port,
             # Loopback unless told otherwise: locally only Envoy may reach a service
             # (a pod sets 0.0.0.0, and NetworkPolicies admit only the gateway).
             grpc_bind=environ.get("GRPC_BIND", "127.0.0.1"),
+            # 9081-9084 beside 8081-8084 under `make run`; tests give each replica a free one.
+            metrics_port=int(environ.get("METRICS_PORT", grpc_port + METRICS_PORT_OFFSET)),
             database_url=environ.get("DATABASE_URL", f"sqlite:///var/{service}.db"),
             amqp_url=environ.get("AMQP_URL", DEFAULT_AMQP_URL),
             exchange=environ.get("EVENT_EXCHANGE", "bread.events"),

@@ -136,6 +136,7 @@ def test_local_runner_restarts_a_service_that_exits(tmp_path: pathlib.Path) -> N
     env: dict[str, str | int] = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/bakery.db",
         "GRPC_PORT": port,
+        "METRICS_PORT": free_port(),
         "EVENT_EXCHANGE": f"bread-test-runner-{port}",
         "QUEUE_PREFIX": f"bread-test-runner-{port}",
     }

@@ -13,6 +13,7 @@ from typing import Any
 import peewee
 import pytest
 from google.protobuf.message import Message
+from prometheus_client import REGISTRY
 
 from bread.events.v1 import events_pb2 as ev
 from servicekit import inbox
@@ -337,3 +338,47 @@ async def test_a_long_database_outage_spends_no_attempt(
     assert event.acks == 1 and broker.dead_letters.published == []
     assert await applied(db) == ["o1"]
     assert tries == [1]  # one attempt, however long it waited
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+PLACED = "bread.events.v1.OrderPlaced"
+REJECTED = "bread.events.v1.BakeryRejected"
+
+
+async def test_consumed_events_are_counted_with_their_lag(broker: Broker) -> None:
+    consumed = counted("bread_events_consumed_total", type=PLACED)
+    lags = counted("bread_event_lag_seconds_count", type=PLACED)
+    await broker.deliver(*(placed(f"o{n}") for n in range(3)))
+    await broker.deliver(placed("o3"))
+    assert counted("bread_events_consumed_total", type=PLACED) == consumed + 4
+    assert counted("bread_event_lag_seconds_count", type=PLACED) == lags + 4
+
+
+async def test_retries_and_dead_letters_are_counted_by_type(broker: Broker) -> None:
+    retried = counted("bread_events_retried_total", type=REJECTED, reason="failed")
+    dead = counted("bread_events_dead_lettered_total", type=REJECTED)
+    unknown = counted("bread_events_dead_lettered_total", type="unknown")
+    await broker.deliver(ev.BakeryRejected(order_id="bad", reason="poison"))
+    await broker.deliver(FakeIncoming(body=b"", message_id="e1", type="forged.Type"))
+    assert counted("bread_events_retried_total", type=REJECTED, reason="failed") == (
+        retried + inbox.ATTEMPTS - 1
+    )
+    assert counted("bread_events_dead_lettered_total", type=REJECTED) == dead + 1
+    # A forged type is not a label value: it would mint a series per forgery.
+    assert counted("bread_events_dead_lettered_total", type="unknown") == unknown + 1
+
+
+@pytest.mark.parametrize("db", ["file"], indirect=True)
+async def test_waiting_out_a_transient_failure_is_counted(
+    broker: Broker, handlers: Handlers
+) -> None:
+    waited = counted("bread_events_retried_total", type=REJECTED, reason="transient")
+    handlers.flaky_times = 2
+    await broker.deliver(ev.BakeryRejected(order_id="flaky", reason="flaky"))
+    assert counted("bread_events_retried_total", type=REJECTED, reason="transient") == waited + 2

@@ -285,8 +285,8 @@ class Consumer:
 
 
 def _consumed(event: ReceivedEvent) -> None:
-    metrics.EVENTS_CONSUMED.labels(event.type_name).inc()
+    metrics.CONSUMED_BY_TYPE[event.type_name].inc()
     # Received times are UTC; a naive one (a test's) is taken as UTC too.
     published = event.published.replace(tzinfo=event.published.tzinfo or UTC)
     lag = (datetime.now(UTC) - published).total_seconds()
-    metrics.EVENT_LAG.labels(event.type_name).observe(max(lag, 0.0))
+    metrics.LAG_BY_TYPE[event.type_name].observe(max(lag, 0.0))

@@ -156,7 +156,7 @@ class Outbox:
             raise
         self._sent = ids
         for row in rows:
-            metrics.OUTBOX_PUBLISHED.labels(row.type_name).inc()
+            metrics.PUBLISHED_BY_TYPE[row.type_name].inc()
         return len(rows)
 
     def _delete_sent(self) -> None:

@@ -27,11 +27,13 @@ $(GENERATED): $(INSTALLED) $(PROTOS) scripts/gen_protos.py scripts/gen_openapi.p
 proto: $(INSTALLED) ## regenerate Python code, stubs, Envoy's descriptor set and build/openapi.json
 	$(PY) scripts/gen_protos.py
 
-lint: setup ## ruff, mypy and the contract checks
+lint: setup ## ruff, mypy, the contract checks, and promtool on the alert rules and their tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy servicekit $(wildcard *_svc) ops harness tests bench examples scripts
 	$(MAKE) --no-print-directory contracts
+	promtool check rules prometheus/alerts.yml
+	promtool test rules prometheus/tests/*.yml
 
 contracts: setup ## buf lint, and buf breaking against main's protos/ (AGAINST=<commit or branch>)
 	$(PY) scripts/check_contracts.py $(if $(AGAINST),--against '$(AGAINST)')
@@ -44,6 +46,9 @@ REPLICAS ?= 1
 
 run: setup ## start everything (DB=default|polyglot: SQLite, or PostgreSQL + MariaDB; REPLICAS=2; PROFILE=dev|prod: the services' mode)
 	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
+
+observe: setup ## Prometheus (Debian's) on :9090 scraping `make run`, with the alerts; data in var/
+	$(PY) -m ops.observe
 
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
 	$(PY) -m ops.rollout $(SERVICE)
@@ -78,6 +83,6 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var bread.egg-info .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint contracts run rollout token events dlq redrive rebuild-mypage test test-fast clean
+.PHONY: help setup proto lint contracts run observe rollout token events dlq redrive rebuild-mypage test test-fast clean
 
 include $(wildcard mk/*.mk)

@@ -60,6 +60,10 @@ class EnvoyTopology:
     mesh_port: int = 8090
     admin_address: str = "127.0.0.1"
     admin_port: int = 9901
+    # A listener (on listen_address) that serves GET /stats/prometheus from the admin API and
+    # nothing else, so that Prometheus can scrape Envoy where the admin API is out of its reach
+    # (Kubernetes); none when None.
+    stats_port: int | None = None
     # The edge is what a neighbour may reach; the mesh carries order -> pay only.
     listen_address: str = "0.0.0.0"
     mesh_address: str = "127.0.0.1"
@@ -115,6 +119,9 @@ def render(topology: EnvoyTopology) -> str:
         "cors_origins": json.dumps([{"exact": origin} for origin in topology.cors_origins]),
         **{key: json.dumps(str(topology.web_root / name)) for key, name in WEB_FILES.items()},
         "dev_signin": _endpoints([topology.dev_signin]) if topology.dev_signin else "",
+        # "" when None; 0 lets Envoy pick the port (tests).
+        "stats_port": "" if topology.stats_port is None else str(topology.stats_port),
+        "admin_endpoint": _endpoints([(topology.admin_address, topology.admin_port)]),
         "rate_limit_percent": "100" if topology.rate_limit else "0",
         "rate_limit": str(max(topology.rate_limit, 1)),
         "rate_limit_burst": str(2 * max(topology.rate_limit, 1)),
@@ -189,6 +196,12 @@ def _check(t: EnvoyTopology) -> None:
         host, port = t.dev_signin
         if not _is_ip(host) or not 0 < port <= 65535:
             raise ValueError(f"dev_signin {host}:{port} must be an IP address and a port")
+    if t.stats_port is not None:
+        if not 0 <= t.stats_port <= 65535:
+            raise ValueError(f"stats port {t.stats_port} out of range")
+        if not t.admin_port or not _is_ip(t.admin_address):
+            # The stats listener's cluster needs the admin API's real address.
+            raise ValueError("a stats port needs the admin API on an IP address and a set port")
     if t.rate_limit < 0:
         raise ValueError("rate_limit must not be negative (0 turns it off)")
     if t.pay_max_requests <= 0:
@@ -273,6 +286,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-port", type=int, default=d.mesh_port)
     p.add_argument("--admin-address", default=d.admin_address)
     p.add_argument("--admin-port", type=int, default=d.admin_port)
+    p.add_argument(
+        "--stats-port", type=int, default=None, help="serve GET /stats/prometheus (only) here"
+    )
     p.add_argument("--listen-address", default=d.listen_address, help="the edge's address")
     p.add_argument("--mesh-address", default=d.mesh_address)
     p.add_argument("--jwks", type=Path, default=d.jwks_path, help="JWKS file tokens verify with")
@@ -326,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mesh_port=args.mesh_port,
         admin_address=args.admin_address,
         admin_port=args.admin_port,
+        stats_port=args.stats_port,
         listen_address=args.listen_address,
         mesh_address=args.mesh_address,
         descriptor_path=args.descriptor.resolve(),

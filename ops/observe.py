@@ -18,8 +18,8 @@ import sys
 import yaml
 
 from ops.envoy_config import EnvoyTopology
-from ops.profiles import SERVICES
 from ops.run import ROOT, VAR, metrics_port, slot_ports
+from servicekit.registry import NAMES
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 DATA = VAR / "prometheus"
@@ -28,8 +28,8 @@ LISTEN = "127.0.0.1:9090"
 RABBITMQ_METRICS = ("127.0.0.1", 15692)
 SCRAPE_INTERVAL = "5s"
 
-RABBITMQ_HELP = """RabbitMQ's metrics do not answer at {host}:{port}: the dead-letter alert will
-not see the broker. Enable its Prometheus plugin (no restart needed), then nothing else:
+RABBITMQ_HELP = """RabbitMQ's metrics do not answer at {host}:{port}, so the dead-letter alert
+cannot see the queues. Enable its Prometheus plugin (the broker keeps running):
   rabbitmq-plugins enable rabbitmq_prometheus"""
 
 
@@ -41,7 +41,7 @@ def config() -> dict[str, object]:
             "targets": [f"127.0.0.1:{metrics_port(port)}" for port in slot_ports(name)],
             "labels": {"service": name},
         }
-        for name in SERVICES
+        for name in NAMES
     ]
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},

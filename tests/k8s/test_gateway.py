@@ -107,14 +107,15 @@ def test_gateway_image_matches_the_envoy_it_is_validated_with(manifests: Manifes
 
 
 def test_listeners_are_reachable_in_the_pod_and_admin_is_not(manifests: Manifests) -> None:
-    """The edge for clients and the mesh for order's pods listen on the pod's address; the
-    admin API (drain, stats, config dump) only on loopback, for the preStop hook."""
+    """The edge for clients, the mesh for order's pods and the stats listener for Prometheus
+    listen on the pod's address; the admin API (drain, stats, config dump) only on loopback,
+    for the preStop hook and the stats listener."""
     config = envoy_config(manifests)
     addresses = {
         listener["name"]: listener["address"]["socket_address"]["address"]
         for listener in config["static_resources"]["listeners"]
     }
-    assert addresses == {"edge": "0.0.0.0", "mesh": "0.0.0.0"}
+    assert addresses == {"edge": "0.0.0.0", "mesh": "0.0.0.0", "stats": "0.0.0.0"}
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
 
 

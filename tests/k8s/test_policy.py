@@ -88,7 +88,8 @@ def test_service_runs_its_module_with_probes_where_it_serves(
     assert container["readinessProbe"]["grpc"] == {"port": port, "service": spec.readiness_name}
     assert container["livenessProbe"]["grpc"] == {"port": port, "service": ""}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": port}
+    metrics = Settings.from_env(service, spec.default_port, env).metrics_port
+    assert ports == {"grpc": port, "metrics": metrics}
 
     # The Service forwards to that port.
     (service_port,) = manifests.get("Service", service)["spec"]["ports"]
@@ -438,6 +439,14 @@ ALLOWED = {
     ("rabbitmq", "rabbitmq", "cluster"),
     ("rabbitmq", "rabbitmq", "epmd"),
 }
+# Prometheus, where the policies expect it: it scrapes each of these ports and nothing else.
+PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+SCRAPED = {
+    *(("prometheus", service, "metrics") for service in SERVICES),
+    ("prometheus", "gateway", "metrics"),
+    ("prometheus", "rabbitmq", "prometheus"),
+}
+ALLOWED |= SCRAPED
 # (to, port name): open to anyone, in the cluster or not.
 OPEN = {("gateway", "edge")}
 
@@ -450,12 +459,15 @@ def _strangers(manifests: Manifests) -> dict[str, Source]:
     for workload, labels in manifests.pod_labels():
         name = workload["metadata"]["name"]
         strangers[f"{name} of another namespace"] = Pod("elsewhere", labels)
+    # Being called Prometheus, or living beside it, is not enough.
+    strangers["prometheus of another namespace"] = Pod("elsewhere", PROMETHEUS.labels)
+    strangers["another pod of monitoring"] = Pod("monitoring", {"app.kubernetes.io/name": "x"})
     return strangers
 
 
 def test_network_policies_allow_exactly_the_intended_paths(manifests: Manifests) -> None:
     pods = {w["metadata"]["name"]: pod_of(manifests, w) for w in manifests.workloads()}
-    sources: dict[str, Source] = {**pods, **_strangers(manifests)}
+    sources: dict[str, Source] = {**pods, "prometheus": PROMETHEUS, **_strangers(manifests)}
     policies = manifests.all("NetworkPolicy")
     for source_name, source in sources.items():
         for workload in manifests.workloads():
@@ -511,3 +523,66 @@ def _bread_service(container: Obj) -> str | None:
         case ["python", "-m", module] if module.removesuffix("_svc") in SERVICES:
             return str(module.removesuffix("_svc"))
     return None
+
+
+# ------------------------------------------------------------------ metrics
+
+# What Prometheus is told to scrape on each pod (kubernetes_sd, pod role): the port is a
+# container port of the pod that the policies admit Prometheus to.
+SCRAPE_PATHS = {
+    **{service: "/metrics" for service in SERVICES},
+    "gateway": "/stats/prometheus",
+    "rabbitmq": "/metrics/per-object",
+}
+
+
+def test_every_scraped_pod_says_where_prometheus_finds_its_metrics(manifests: Manifests) -> None:
+    annotated = {}
+    for workload in manifests.workloads():
+        name = workload["metadata"]["name"]
+        annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") != "true":
+            continue
+        port = int(annotations["prometheus.io/port"])
+        named = {p["containerPort"]: p["name"] for c in containers(workload) for p in c["ports"]}
+        assert ("prometheus", name, named.get(port)) in SCRAPED, name
+        annotated[name] = annotations["prometheus.io/path"]
+        if name in SERVICES:
+            (container,) = containers(workload)
+            env = manifests.container_env(workload, container)
+            settings = Settings.from_env(name, spec_of(name).default_port, env)
+            # Served on the pod's address, where the annotation says.
+            assert (settings.metrics_port, settings.grpc_bind) == (port, "0.0.0.0"), name
+    assert annotated == SCRAPE_PATHS
+
+
+def test_the_gateway_serves_only_prometheus_stats_where_it_is_scraped(
+    manifests: Manifests,
+) -> None:
+    gateway = manifests.get("Deployment", "gateway")
+    port = int(gateway["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"])
+    config = envoy_config(manifests)
+    (stats,) = [
+        listener
+        for listener in config["static_resources"]["listeners"]
+        if listener["address"]["socket_address"]["port_value"] == port
+    ]
+    (chain,) = stats["filter_chains"]
+    (manager,) = chain["filters"]
+    (host,) = manager["typed_config"]["route_config"]["virtual_hosts"]
+    proxied = [r for r in host["routes"] if "route" in r]
+    assert [(r["match"]["path"], r["route"]["cluster"]) for r in proxied] == [
+        ("/stats/prometheus", "envoy_admin")
+    ]
+    assert all(r["direct_response"]["status"] == 404 for r in host["routes"] if r not in proxied)
+    (admin,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "envoy_admin"]
+    (endpoint,) = admin["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"] == config["admin"]["address"]
+
+
+def test_rabbitmq_serves_its_metrics(manifests: Manifests) -> None:
+    rabbitmq = manifests.get("StatefulSet", "rabbitmq")
+    (config,) = [
+        v["configMap"]["name"] for v in pod_spec(rabbitmq)["volumes"] if v["name"] == "config"
+    ]
+    assert "rabbitmq_prometheus" in manifests.configmap_data(config)["enabled_plugins"]

@@ -9,7 +9,8 @@ only these substitutions, because the cluster is not here:
 - EVENT_EXCHANGE and QUEUE_PREFIX get names unique to the run: the test broker is shared.
 - a path inside one of the pod's volumes points at a temporary directory with the same
   content (a ConfigMap volume's files; empty for claims and emptyDirs).
-- GRPC_PORT, after checking the probes use it, is a free port, and the probes follow it.
+- GRPC_PORT, after checking the probes use it, is a free port, and the probes follow it;
+  METRICS_PORT, after checking the pod declares it as its metrics port, is a free port too.
 - PAY_TARGET's host is 127.0.0.1 (no gateway here; pay is not part of order's readiness).
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -82,6 +84,10 @@ class Pod:
     def ready(self) -> bool:
         return self.running() and self.probe("readinessProbe")
 
+    def scrape(self) -> str:
+        """What Prometheus gets on the pod's metrics port."""
+        return httpx.get(f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics", timeout=2).text
+
     def unready(self) -> bool:
         return not self.probe("readinessProbe")
 
@@ -133,6 +139,9 @@ def pod_environment(
     probe_port = container["readinessProbe"]["grpc"]["port"]
     assert int(env["GRPC_PORT"]) == probe_port == container["livenessProbe"]["grpc"]["port"]
     env["GRPC_PORT"] = str(free_port())
+    metrics = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert int(env["METRICS_PORT"]) == metrics
+    env["METRICS_PORT"] = str(free_port())
     container = {
         **container,
         **{
@@ -200,6 +209,10 @@ def test_service_answers_liveness_then_readiness(pods: dict[str, Pod], name: str
     # Ready once its database and the broker are connected and its consumer runs.
     wait_for(pod.ready, 60, what=f"{name} ready")
     assert pod.live()
+    # Prometheus finds it ready too, with the health checks just made counted.
+    metrics = pod.scrape()
+    assert "\nbread_ready 1.0\n" in metrics
+    assert 'bread_grpc_server_handled_total{grpc_code="OK",grpc_method="Check"' in metrics
 
 
 def test_sigterm_drains_then_stops_within_the_grace_period(pods: dict[str, Pod]) -> None:

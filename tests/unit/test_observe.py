@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from ops import observe
-from ops.profiles import SERVICES
 from ops.run import supervisord_config
+from servicekit.registry import NAMES
 
 
 def test_every_slot_make_run_starts_is_scraped_where_it_serves_metrics(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_every_slot_make_run_starts_is_scraped_where_it_serves_metrics(tmp_path:
         for group in bread["static_configs"]
         for target in group["targets"]
     }
-    assert set(scraped) == served and len(served) == 3 * len(SERVICES)
+    assert set(scraped) == served and len(served) == 3 * len(NAMES)
     assert scraped[9081] == "order" and scraped[9084] == "customer"
 
 

@@ -10,7 +10,6 @@ files, GC) are prometheus-client's defaults. The names are listed in README.md.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import time
@@ -106,7 +105,9 @@ class MeasureRequests(grpc.aio.ServerInterceptor):
 
     Only methods the server has are measured (an unknown method answers UNIMPLEMENTED
     unmeasured), so a client cannot mint series with made-up names; streams (health Watch,
-    reflection) are not measured either: their duration is not a latency.
+    reflection) are not measured either: their duration is not a latency. It goes first, before
+    RefuseUndecodable: undecodable requests are counted too, and every handler it is given is
+    a coroutine.
     """
 
     def __init__(self) -> None:
@@ -145,8 +146,8 @@ def measured(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandl
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            result = behavior(request, context)
-            response = await result if inspect.isawaitable(result) else result
+            # RefuseUndecodable, the next interceptor, makes every handler a coroutine.
+            response = await behavior(request, context)
         except asyncio.CancelledError:
             count(grpc.StatusCode.CANCELLED, started)
             raise

@@ -12,8 +12,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.polling import wait_for
-from servicekit import registry
 from harness.ports import free_port
+from servicekit import registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = health_pb2.HealthCheckResponse.SERVING

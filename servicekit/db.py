@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -83,9 +84,11 @@ class Database:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) on the database thread."""
+        """Run fn(*args) on the database thread, in the caller's context (its log fields and
+        trace span: an outbox row records the trace it was written in)."""
+        context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._reconnecting, fn, *args
+            self._thread, context.run, self._reconnecting, fn, *args
         )
 
     def _reconnecting(self, fn: Callable[..., T], *args: Any) -> T:

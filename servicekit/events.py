@@ -116,11 +116,18 @@ def new_event_id() -> str:
 
 
 def to_amqp(
-    event_id: str, type_name: str, correlation_id: str, payload: bytes, created: datetime
+    event_id: str,
+    type_name: str,
+    correlation_id: str,
+    payload: bytes,
+    created: datetime,
+    source: str = "",
 ) -> aio_pika.Message:
     return aio_pika.Message(
         body=payload,
         message_id=event_id,
+        # The emitting service, for the order timeline.
+        app_id=source or None,
         type=type_name,
         correlation_id=correlation_id,
         # Stored times are naive UTC.
@@ -137,6 +144,7 @@ def republished(incoming: AbstractIncomingMessage, headers: dict[str, Any]) -> a
         body=incoming.body,
         headers=headers,
         message_id=incoming.message_id,
+        app_id=incoming.app_id,
         type=incoming.type,
         correlation_id=incoming.correlation_id,
         timestamp=incoming.timestamp,
@@ -152,6 +160,10 @@ class ReceivedEvent:
     order_id: str
     message: Message
     published: datetime
+    # The service that emitted it ("" if the message does not say) and the trace it belongs
+    # to (the traceparent header; None when not traced).
+    source: str = ""
+    traceparent: str | None = None
 
 
 class InvalidEvent(ValueError):
@@ -192,7 +204,16 @@ def from_amqp(incoming: AbstractIncomingMessage) -> ReceivedEvent:
         order_id=incoming.correlation_id or "",
         message=message,
         published=incoming.timestamp or datetime.now(UTC),
+        source=incoming.app_id or "",
+        traceparent=_header(incoming, "traceparent"),
     )
+
+
+def _header(incoming: AbstractIncomingMessage, name: str) -> str | None:
+    value = (incoming.headers or {}).get(name)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return value if isinstance(value, str) else None
 
 
 def check_event(event_id: str, correlation_id: str, message: Message) -> None:

@@ -32,6 +32,7 @@ import peewee
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from google.protobuf.message import Message
 
+from servicekit import tracing
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
@@ -86,7 +87,10 @@ def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
     InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
     handler = handlers.get(event.type_name)
     if handler is not None:
-        handler(event.message, event)
+        with tracing.consumer_span(
+            event.traceparent, event.type_name, event.event_id, event.order_id
+        ):
+            handler(event.message, event)
     return True
 
 

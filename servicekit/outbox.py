@@ -23,6 +23,7 @@ import peewee
 from aio_pika.abc import AbstractExchange
 from google.protobuf.message import Message
 
+from servicekit import tracing
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import event_type, new_event_id, to_amqp
@@ -39,6 +40,9 @@ class OutboxEvent(peewee.Model):
     created = peewee.DateTimeField()
     # Until when a relay holds the row (NULL: unclaimed).
     claimed_until = peewee.DateTimeField(null=True)
+    # The W3C traceparent the event was recorded under (NULL: not traced), so that its
+    # publish and its consumers join the trace of the call or event that caused it.
+    trace_context = peewee.TextField(null=True)
 
     class Meta:
         table_name = "outbox"
@@ -52,8 +56,10 @@ class Outbox:
     # Long enough for a batch's confirms even from a busy broker.
     LEASE = timedelta(seconds=10)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, source: str = "") -> None:
         self.db = db
+        # The service that emits these events (AMQP app_id).
+        self.source = source
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
@@ -65,6 +71,7 @@ class Outbox:
             order_id=order_id,
             payload=message.SerializeToString(),
             created=utcnow(),
+            trace_context=tracing.current_traceparent(),
         )
         # The relay's next read is queued on the same database thread, behind
         # this transaction, so it sees the row once the transaction commits.
@@ -87,19 +94,7 @@ class Outbox:
             return 0
         ids = [row.id for row in rows]
         try:
-            # publish() returns once the broker confirmed the message.
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        to_amqp(
-                            row.event_id, row.type_name, row.order_id, row.payload, row.created
-                        ),
-                        routing_key=row.type_name,
-                        mandatory=False,
-                    )
-                    for row in rows
-                )
-            )
+            await asyncio.gather(*(self._publish(exchange, row) for row in rows))
         except BaseException:
             # Broker lost or shutting down: hand the rows back at once rather
             # than when the lease runs out (best effort; the lease is the backstop).
@@ -108,6 +103,16 @@ class Outbox:
             raise
         await self.db.run(lambda: OutboxEvent.delete().where(OutboxEvent.id.in_(ids)).execute())
         return len(rows)
+
+    async def _publish(self, exchange: AbstractExchange, row: OutboxEvent) -> None:
+        message = to_amqp(
+            row.event_id, row.type_name, row.order_id, row.payload, row.created, self.source
+        )
+        with tracing.producer_span(
+            row.trace_context, row.type_name, row.event_id, row.order_id, message.headers
+        ):
+            # publish() returns once the broker confirmed the message.
+            await exchange.publish(message, routing_key=row.type_name, mandatory=False)
 
     def _claim(self) -> list[OutboxEvent]:
         now = utcnow()

@@ -33,7 +33,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from servicekit import logs
+from servicekit import logs, tracing
 from servicekit.api import PUBLIC_SERVICES
 from servicekit.broker import BrokerSession
 from servicekit.db import Database
@@ -84,6 +84,12 @@ def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) ->
     except ValueError as error:
         sys.exit(f"{spec.name}: {error}")
     logs.configure(spec.name, settings.log_level)
+    if settings.trace_sample_ratio > 0:
+        tracing.configure(
+            spec.name,
+            settings.trace_sample_ratio,
+            tracing.exporter(settings.otlp_endpoint, settings.trace_file),
+        )
     sys.exit(uvloop.run(Service(spec, settings, models, wire).run()))
 
 
@@ -113,15 +119,16 @@ class Service:
         """Serve until SIGTERM/SIGINT (exit status 0) or a stuck task (1)."""
         settings = self.settings
         db = Database(settings.database_url, self.models)
-        outbox = Outbox(db)
+        outbox = Outbox(db, source=self.spec.name)
         wiring = self.wire(Runtime(settings, db, outbox))
         if wiring.handlers:
             self.consumer = Consumer(
                 db, Topology(settings.exchange), settings.queue, wiring.handlers
             )
 
-        # Bad request bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN.
-        server = grpc.aio.server(interceptors=[RefuseUndecodable()])
+        # Bad request bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN; the
+        # server span (when tracing) covers that too.
+        server = grpc.aio.server(interceptors=[*tracing.server_interceptors(), RefuseUndecodable()])
         for add, servicer in wiring.servicers:
             add(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -239,4 +246,5 @@ class Service:
         await server.stop(max(deadline - time.monotonic(), 0.0))
         await self.supervisor.stop()
         await db.close()
+        tracing.shutdown()  # exports the spans still buffered
         log.info("stopped")

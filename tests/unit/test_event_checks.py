@@ -29,6 +29,8 @@ class Delivery:
     exchange: str = EXCHANGE
     routing_key: str | None = None
     timestamp: datetime | None = None
+    app_id: str | None = None
+    headers: dict | None = None
 
     def __post_init__(self) -> None:
         if self.routing_key is None:

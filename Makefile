@@ -38,7 +38,7 @@ DB ?= default
 
 REPLICAS ?= 1
 
-run: setup ## start everything in the foreground (DB=polyglot: PostgreSQL + MariaDB; REPLICAS=2)
+run: setup ## start everything in the foreground (DB=polyglot: PostgreSQL + MariaDB; REPLICAS=2; TRACE_SAMPLE_RATIO=0 stops tracing)
 	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
 
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
@@ -52,6 +52,9 @@ token: setup ## print a development token (ROLE=customer|baker|operator SUB=alic
 
 events: setup ## print domain events as they flow (FROM_START=1 replays the log first)
 	$(PY) -m ops.watch_events $(if $(FROM_START),--from-start)
+
+trace: setup ## print ORDER's traces from `make run`'s trace file as span trees with durations
+	@$(PY) -m ops.trace $(ORDER)
 
 dlq: setup ## list dead-lettered events of every service with their error (QUEUE_PREFIX=bread)
 	$(PY) -m ops.dead_letters list
@@ -73,6 +76,6 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout token events dlq redrive rebuild-mypage test test-fast clean
+.PHONY: help setup proto lint run rollout token events trace dlq redrive rebuild-mypage test test-fast clean
 
 include $(wildcard mk/*.mk)

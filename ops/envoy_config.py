@@ -93,6 +93,13 @@ class EnvoyTopology:
     edge_timeout_ms: int = 5000
     # order -> pay circuit breaker: concurrent requests (and connections, pending) to pay.
     pay_max_requests: int = 64
+    # Share of requests (percent) whose trace the edge starts sampled (TRACE_SAMPLE_RATIO x 100;
+    # a client's own traceparent keeps its decision); 0: the edge does not trace. The mesh
+    # never traces: it passes order's traceparent on to pay untouched.
+    trace_sample_percent: float = 0.0
+    # Where the edge reports its spans (OTLP/gRPC); None: nowhere, its traceparent still
+    # starts the trace the services continue.
+    trace_collector: Endpoint | None = None
 
 
 def render(topology: EnvoyTopology) -> str:
@@ -119,6 +126,7 @@ def render(topology: EnvoyTopology) -> str:
         "place_order_timeout": _seconds(topology.place_order_timeout_ms),
         "edge_timeout": _seconds(topology.edge_timeout_ms),
         "pay_max_requests": str(topology.pay_max_requests),
+        **_tracing(topology),
     }
     for name in SERVICES:
         values[f"{name}_discovery"] = _discovery(topology.dns)
@@ -161,6 +169,8 @@ def _check(t: EnvoyTopology) -> None:
         raise ValueError("rate_limit must not be negative (0 turns it off)")
     if t.pay_max_requests <= 0:
         raise ValueError("pay_max_requests must be positive")
+    if not 0 <= t.trace_sample_percent <= 100:
+        raise ValueError("trace_sample_percent must be from 0 to 100")
 
 
 def _dev_signin(endpoint: Endpoint | None) -> dict[str, str]:
@@ -186,6 +196,32 @@ def _dev_signin(endpoint: Endpoint | None) -> dict[str, str]:
             "- {name: dev_signin, type: STATIC, connect_timeout: 0.25s, "
             f"load_assignment: {cluster}}}"
         ),
+    }
+
+
+def _tracing(t: EnvoyTopology) -> dict[str, str]:
+    """The edge's tracing block and the collector's cluster; comments when not tracing."""
+    if not t.trace_sample_percent:
+        absent = "# (not tracing)"
+        return {"edge_tracing": absent, "trace_collector_cluster": absent}
+    report = ""
+    cluster = "# (spans not reported)"
+    if t.trace_collector is not None:
+        report = ", grpc_service: {envoy_grpc: {cluster_name: otlp}, timeout: 1s}"
+        cluster = (
+            f"- {{name: otlp, {_discovery(t.dns)}, connect_timeout: 0.25s, "
+            "typed_extension_protocol_options: *h2, load_assignment: "
+            f"{{cluster_name: otlp, endpoints: [{{lb_endpoints: "
+            f"{_endpoints([t.trace_collector])}}}]}}}}"
+        )
+    return {
+        "edge_tracing": (
+            f"tracing: {{random_sampling: {{value: {t.trace_sample_percent:g}}}, provider: "
+            "{name: envoy.tracers.opentelemetry, typed_config: "
+            '{"@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, '
+            f"service_name: edge{report}}}}}}}"
+        ),
+        "trace_collector_cluster": cluster,
     }
 
 
@@ -299,6 +335,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-timeout-ms", type=int, default=d.edge_timeout_ms)
     p.add_argument("--pay-max-requests", type=int, default=d.pay_max_requests)
     p.add_argument(
+        "--trace-sample-percent",
+        type=float,
+        default=d.trace_sample_percent,
+        help="requests the edge starts a sampled trace for; 0: no tracing",
+    )
+    p.add_argument(
+        "--trace-collector",
+        type=_endpoint_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help="OTLP/gRPC collector the edge reports its spans to",
+    )
+    p.add_argument(
         "--validate", action="store_true", help="then check the file with `envoy --mode validate`"
     )
     return p
@@ -332,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         place_order_timeout_ms=args.place_order_timeout_ms,
         edge_timeout_ms=args.edge_timeout_ms,
         pay_max_requests=args.pay_max_requests,
+        trace_sample_percent=args.trace_sample_percent,
+        trace_collector=args.trace_collector,
     )
     try:
         text = render(topology)

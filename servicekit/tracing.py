@@ -62,7 +62,10 @@ def configure(service: str, ratio: float, exporter: SpanExporter, batch: bool = 
         sampler=ParentBased(TraceIdRatioBased(ratio)),
     )
     _provider.add_span_processor(
-        BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        # Exported from a thread of its own within a second (`make trace` right after an order).
+        BatchSpanProcessor(exporter, schedule_delay_millis=1000)
+        if batch
+        else SimpleSpanProcessor(exporter)
     )
     _tracer = _provider.get_tracer("bread")
 

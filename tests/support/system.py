@@ -24,6 +24,7 @@ import aio_pika
 import grpc
 import httpx
 
+from ops import trace_sink
 from ops.databases import drop_database, ensure_database
 from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
@@ -58,6 +59,14 @@ class BreadSystem:
     # The page's development sign-in (POST /auth/dev-token), in this process, behind the edge.
     dev_signin: bool = False
     signin_server: SignInServer | None = None
+    # Every request traced: the services and the edge (through an OTLP receiver in this
+    # process) append their spans to trace_file.
+    tracing: bool = False
+    trace_server: grpc.Server | None = None
+
+    @property
+    def trace_file(self) -> pathlib.Path:
+        return self.tmp / "traces.jsonl"
 
     @property
     def exchange(self) -> str:
@@ -122,6 +131,11 @@ class BreadSystem:
             "FAULT_INJECTION": "on",
             "DRAIN_SECONDS": "0.5",
             "STOP_GRACE_SECONDS": "5",
+            **(
+                {"TRACE_SAMPLE_RATIO": "1", "TRACE_FILE": str(self.trace_file)}
+                if self.tracing
+                else {}
+            ),
             **self.extra_env.get(name, {}),
         }
 
@@ -133,6 +147,10 @@ class BreadSystem:
             threading.Thread(
                 target=self.signin_server.serve_forever, name="dev-signin", daemon=True
             ).start()
+        collector = None
+        if self.tracing:
+            self.trace_server, port = trace_sink.serve(0, self.trace_file)
+            collector = ("127.0.0.1", port)
         self.slots = {
             name: [
                 free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
@@ -148,6 +166,8 @@ class BreadSystem:
                 listen_address="127.0.0.1",
                 jwks_path=self.issuer.ensure_keys().jwks_path,
                 rate_limit=self.rate_limit,
+                trace_sample_percent=100 if self.tracing else 0,
+                trace_collector=collector,
                 dev_signin=(
                     ("127.0.0.1", self.signin_server.server_port) if self.signin_server else None
                 ),
@@ -226,6 +246,8 @@ class BreadSystem:
                 process.kill()
         if self.envoy is not None:
             self.envoy.stop()
+        if self.trace_server is not None:
+            self.trace_server.stop(grace=None)
         if self.signin_server is not None:
             self.signin_server.shutdown()
             self.signin_server.server_close()

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, ReceivedEvent], object]
 # Handlers by the event message class they handle.
 Handlers = Mapping[type[Message], Handler]
+# Called in the consumer's transaction with the events it applied (duplicates left out), once
+# per transaction: a service's record of what it applied, in one insert (customer's timeline).
+Applied = Callable[[list[ReceivedEvent]], object]
 
 # Attempts at an event whose handler fails deterministically before it is dead-lettered.
 ATTEMPTS = 3
@@ -110,11 +113,19 @@ class Consumer:
     PREFETCH = 256
     BATCH = 128
 
-    def __init__(self, db: Database, topology: Topology, queue: str, handlers: Handlers) -> None:
+    def __init__(
+        self,
+        db: Database,
+        topology: Topology,
+        queue: str,
+        handlers: Handlers,
+        on_applied: Applied | None = None,
+    ) -> None:
         self.db = db
         self.topology = topology
         self.queue_name = queue
         self.handlers = by_type_name(handlers)
+        self.on_applied = on_applied
         self._dead_letters: AbstractExchange | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -222,8 +233,9 @@ class Consumer:
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
-        for event in events:
-            apply_once(event, self.handlers)
+        applied = [event for event in events if apply_once(event, self.handlers)]
+        if applied and self.on_applied is not None:
+            self.on_applied(applied)
 
     async def _dead_letter(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         """Park the message in the dead-letter queue with its error, then ack it.

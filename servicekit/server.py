@@ -39,7 +39,7 @@ from servicekit.broker import BrokerSession
 from servicekit.db import Database
 from servicekit.decoding import RefuseUndecodable
 from servicekit.events import Topology
-from servicekit.inbox import Consumer, Handlers, InboxEvent
+from servicekit.inbox import Applied, Consumer, Handlers, InboxEvent
 from servicekit.outbox import Outbox, OutboxEvent
 from servicekit.settings import Settings
 from servicekit.spec import ServiceSpec
@@ -70,6 +70,8 @@ class Wiring:
     servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]]
     # Event message class → handler; the service consumes when there are any.
     handlers: Handlers = field(default_factory=dict)
+    # Told of each transaction's applied events, in it (servicekit.inbox.Applied).
+    on_applied: Applied | None = None
     # Long-running tasks, supervised, started once the database is connected.
     background: list[TaskFactory] = field(default_factory=list)
 
@@ -123,7 +125,7 @@ class Service:
         wiring = self.wire(Runtime(settings, db, outbox))
         if wiring.handlers:
             self.consumer = Consumer(
-                db, Topology(settings.exchange), settings.queue, wiring.handlers
+                db, Topology(settings.exchange), settings.queue, wiring.handlers, wiring.on_applied
             )
 
         # Bad request bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN; the

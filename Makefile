@@ -56,6 +56,11 @@ events: setup ## print domain events as they flow (FROM_START=1 replays the log 
 trace: setup ## print ORDER's traces from `make run`'s trace file as span trees with durations
 	@$(PY) -m ops.trace $(ORDER)
 
+THRESHOLD ?= 60
+
+stuck: setup ## list orders of a running `make run` (same DB, REPLICAS) waiting over THRESHOLD seconds, with their last event
+	@$(PY) -m ops.stuck --profile $(DB) --replicas $(REPLICAS) --threshold $(THRESHOLD)
+
 dlq: setup ## list dead-lettered events of every service with their error (QUEUE_PREFIX=bread)
 	$(PY) -m ops.dead_letters list
 
@@ -76,6 +81,6 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint run rollout token events trace dlq redrive rebuild-mypage test test-fast clean
+.PHONY: help setup proto lint run rollout token events trace stuck dlq redrive rebuild-mypage test test-fast clean
 
 include $(wildcard mk/*.mk)

@@ -12,6 +12,7 @@ GET /orders/{id}/timeline has the whole of it), which says where the saga stoppe
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from ops.audit import order_status
 from ops.profiles import PROFILES
 from ops.run import run_database_urls
 from servicekit.clock import utcnow
-from servicekit.db import open_database
+from servicekit.db import open_database, sqlite_file
 
 WAITING = (
     OrderStatus.ORDER_STATUS_PENDING,
@@ -124,8 +125,21 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=60.0, help="seconds")
     args = parser.parse_args()
     threshold = timedelta(seconds=args.threshold)
+    urls = run_database_urls(args.profile, args.replicas)
     now = utcnow()
-    stuck = find_stuck(run_database_urls(args.profile, args.replicas), threshold, now)
+    try:
+        for name in ("order", "customer"):
+            # Opening a SQLite file that is not there would create it.
+            if (path := sqlite_file(urls[name])) and not pathlib.Path(path).exists():
+                raise peewee.OperationalError(f"no database file {path}")
+        stuck = find_stuck(urls, threshold, now)
+    except (peewee.OperationalError, peewee.InterfaceError) as error:
+        print(
+            f"cannot read the databases ({error}): is `make run` running with"
+            f" DB={args.profile} REPLICAS={args.replicas}?",
+            file=sys.stderr,
+        )
+        return 1
     print(report(stuck, threshold, now))
     return 0
 

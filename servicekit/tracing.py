@@ -21,6 +21,7 @@ import contextlib
 import json
 import pathlib
 from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any, TextIO
 
 from opentelemetry import propagate, trace
@@ -45,6 +46,9 @@ ORDER_ID = "bread.order_id"
 # Only the bread API: health checks (every second from Envoy and the kubelet) and reflection
 # would bury the orders.
 _TRACED_CALLS = filters.service_prefix("bread.")
+
+# Reusable and reentrant: what an untraced event gets, for nothing.
+_UNTRACED = contextlib.nullcontext()
 
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
@@ -132,20 +136,30 @@ def _parent(traceparent: str | None) -> Any:
     return propagate.extract({TRACEPARENT: traceparent} if traceparent else {})
 
 
-@contextlib.contextmanager
 def producer_span(
     traceparent: str | None,
     event_type: str,
     event_id: str,
     order_id: str,
     headers: MutableMapping[str, Any],
-) -> Iterator[None]:
+) -> AbstractContextManager[object]:
     """Publishing a stored event: a producer span under the context the event was recorded
-    in, whose traceparent goes into the message's headers."""
+    in, whose traceparent goes into the message's headers. A no-op when not traced."""
     if _tracer is None or traceparent is None:
-        yield
-        return
-    with _tracer.start_as_current_span(
+        return _UNTRACED
+    return _producer_span(_tracer, traceparent, event_type, event_id, order_id, headers)
+
+
+@contextlib.contextmanager
+def _producer_span(
+    tracer: trace.Tracer,
+    traceparent: str,
+    event_type: str,
+    event_id: str,
+    order_id: str,
+    headers: MutableMapping[str, Any],
+) -> Iterator[None]:
+    with tracer.start_as_current_span(
         f"publish {_short(event_type)}",
         context=_parent(traceparent),
         kind=trace.SpanKind.PRODUCER,
@@ -155,22 +169,19 @@ def producer_span(
         yield
 
 
-@contextlib.contextmanager
 def consumer_span(
     traceparent: str | None, event_type: str, event_id: str, order_id: str
-) -> Iterator[None]:
+) -> AbstractContextManager[object]:
     """Applying an event: a consumer span under its producer's, current while the handler
-    runs (what it records in the outbox continues the trace)."""
+    runs (what it records in the outbox continues the trace). A no-op when not traced."""
     if _tracer is None or traceparent is None:
-        yield
-        return
-    with _tracer.start_as_current_span(
+        return _UNTRACED
+    return _tracer.start_as_current_span(
         f"apply {_short(event_type)}",
         context=_parent(traceparent),
         kind=trace.SpanKind.CONSUMER,
         attributes=_event_attributes(event_type, event_id, order_id),
-    ):
-        yield
+    )
 
 
 def _short(event_type: str) -> str:

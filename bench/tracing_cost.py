@@ -1,0 +1,101 @@
+"""What tracing costs per order: the saga with tracing off (TRACE_SAMPLE_RATIO=0) and with
+every order traced (1, the edge too), alternating, each on a fresh bread.
+
+    python -m bench.tracing_cost [--orders 1000] [--rate 100] [--rounds 2]
+
+Orders are placed at a fixed rate, so both runs do the same work per second, and each run
+waits until customer's Mypage shows every order PAID and APPROVED. Reported per run: the
+CPU milliseconds per order of each service and Envoy, net of what the same processes spend
+idle (measured before, over as long: health checks, polls, checkpoints), and orders per
+second flat out (a second saga at full speed, as `make bench` measures it). At 1 the spans
+go to the trace file (the edge's through the OTLP receiver in this process, whose CPU is the
+client's and not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import tempfile
+import time
+from dataclasses import replace
+
+from bench.benchmark import CpuMeter, saga
+from bench.load import LoadConfig, run
+from servicekit.db import open_database
+from tests.support.system import BreadSystem, running_system
+
+MEASURED = ("order", "pay", "bakery", "customer", "envoy")
+SETTLED = (
+    "SELECT COUNT(*) FROM mypages WHERE customer_id = ? AND order_status = 'PAID'"
+    " AND payment_status = 'APPROVED'"
+)
+
+
+def settle(system: BreadSystem, customer: str, orders: int, timeout: float = 120) -> None:
+    db = open_database(system.urls["customer"])
+    try:
+        deadline = time.monotonic() + timeout
+        while db.execute_sql(SETTLED, (customer,)).fetchone()[0] < orders:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{customer}: not every order reached Mypage")
+            time.sleep(0.05)
+    finally:
+        db.close()
+
+
+def measure(
+    ratio: float, orders: int, rate: float, concurrency: int
+) -> tuple[float, dict[str, float]]:
+    """Orders per second flat out, and net CPU ms per order of each process."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bread-tracing-") as tmp,
+        running_system(pathlib.Path(tmp), tracing=ratio > 0) as system,
+    ):
+        base = LoadConfig(
+            target=system.gateway,
+            protocol="grpc",
+            mix="place",
+            concurrency=concurrency,
+            token=system.token(),
+        )
+        meter = CpuMeter(system)
+        run(replace(base, requests=200, customer_id="warm-up"))
+        settle(system, "warm-up", 200)
+        idle_before, idle_started = meter.snapshot(), time.monotonic()
+        time.sleep(5)
+        idle_rate = {
+            k: (v - idle_before[k]) / (time.monotonic() - idle_started)
+            for k, v in meter.snapshot().items()
+        }
+        before, started = meter.snapshot(), time.monotonic()
+        result = run(replace(base, requests=orders, rate=rate, customer_id="paced"))
+        settle(system, "paced", len(result.placed))
+        after, elapsed = meter.snapshot(), time.monotonic() - started
+        cpu = {
+            name: 1000 * (after[name] - before[name] - idle_rate[name] * elapsed)
+            for name in MEASURED
+        }
+        flat_out, _, span, _ = saga(system, meter, base, orders)
+        per_order = {name: cpu[name] / len(result.placed) for name in MEASURED}
+        return len(flat_out.placed) / span, per_order
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0, help="orders per second, paced")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    print(f"| ratio | orders/s flat out | CPU ms per order: {', '.join(MEASURED)} | total |")
+    print("|---|---|---|---|")
+    for _ in range(args.rounds):
+        for ratio in (0.0, 1.0):
+            flat_out, cpu = measure(ratio, args.orders, args.rate, args.concurrency)
+            per = ", ".join(f"{cpu[name]:.2f}" for name in MEASURED)
+            print(f"| {ratio:g} | {flat_out:.0f} | {per} | {sum(cpu.values()):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ def rpc(method: Method[Response]) -> Method[Response]:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
         # A call about one order says so (order's Pay call sends x-order-id): its log lines
         # and its span name the order from the first line on.
-        order_id = request_header(context, ORDER_ID_HEADER)
+        order_id = request_header(context, ORDER_ID_HEADER)[:64]
         order_id_var.set(order_id)
         if order_id:
             tracing.tag_order(order_id)

@@ -2,7 +2,8 @@
 # One image for every bread service; the command picks which one runs:
 #   python -m order_svc | pay_svc | bakery_svc | customer_svc
 # It also carries what the gateway's init containers copy out: Envoy's descriptor set
-# (/app/build/bread.pb) and the web page (/app/web).
+# (/app/build/bread.pb), the OpenAPI description (/app/build/openapi.json) and the web page
+# (/app/web).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: runtime dependencies in a venv, code generated from protos/
@@ -16,7 +17,7 @@ RUN grep -hE '^(grpcio-tools|mypy-protobuf|googleapis-common-protos)==' \
         requirements-dev.txt requirements.txt > /tmp/generate.txt \
     && pip install -r /tmp/generate.txt
 COPY protos protos
-COPY scripts/gen_protos.py scripts/
+COPY scripts/gen_protos.py scripts/gen_openapi.py scripts/
 RUN python scripts/gen_protos.py
 
 # ---- runtime
@@ -30,6 +31,7 @@ WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/bread bread
 COPY --from=build /src/build/bread.pb build/bread.pb
+COPY --from=build /src/build/openapi.json build/openapi.json
 COPY servicekit servicekit
 COPY order_svc order_svc
 COPY pay_svc pay_svc

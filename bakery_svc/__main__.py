@@ -1,6 +1,6 @@
 """python -m bakery_svc"""
 
-from bakery_svc.models import Ticket
+from bakery_svc.migrations import SCHEMA
 from bakery_svc.servicer import BakeryServicer
 from bakery_svc.spec import SPEC
 from bakery_svc.tickets import Tickets
@@ -17,4 +17,4 @@ def wire(runtime: Runtime) -> Wiring:
 
 
 if __name__ == "__main__":
-    main(SPEC, [Ticket], wire)
+    main(SPEC, SCHEMA, wire)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from bakery_svc.tickets import Tickets, to_proto
+from bakery_svc.convert import ticket_to_proto
+from bakery_svc.tickets import Tickets
 from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from servicekit.errors import rpc
 from servicekit.identity import Role, caller
@@ -23,7 +24,7 @@ class BakeryServicer(bakery_pb2_grpc.BakeryServiceServicer):
             request.status, request.page_size, request.page_token
         )
         return bakery_pb2.ListTicketsResponse(
-            tickets=[to_proto(t) for t in tickets], next_page_token=next_token
+            tickets=[ticket_to_proto(t) for t in tickets], next_page_token=next_token
         )
 
     @rpc
@@ -31,14 +32,14 @@ class BakeryServicer(bakery_pb2_grpc.BakeryServiceServicer):
         self, request: bakery_pb2.GetTicketRequest, context: grpc.aio.ServicerContext
     ) -> bakery_pb2.Ticket:
         _staff(context)
-        return to_proto(await self.tickets.get(request.order_id))
+        return ticket_to_proto(await self.tickets.get(request.order_id))
 
     @rpc
     async def AcceptOrder(
         self, request: bakery_pb2.AcceptOrderRequest, context: grpc.aio.ServicerContext
     ) -> bakery_pb2.Ticket:
         _staff(context)
-        return to_proto(await self.tickets.act(request.order_id, "accept"))
+        return ticket_to_proto(await self.tickets.act(request.order_id, "accept"))
 
     @rpc
     async def RejectOrder(
@@ -46,14 +47,14 @@ class BakeryServicer(bakery_pb2_grpc.BakeryServiceServicer):
     ) -> bakery_pb2.Ticket:
         _staff(context)
         reason = request.reason or "rejected by the bakery"
-        return to_proto(await self.tickets.act(request.order_id, "reject", reason))
+        return ticket_to_proto(await self.tickets.act(request.order_id, "reject", reason))
 
     @rpc
     async def MarkDelivered(
         self, request: bakery_pb2.MarkDeliveredRequest, context: grpc.aio.ServicerContext
     ) -> bakery_pb2.Ticket:
         _staff(context)
-        return to_proto(await self.tickets.act(request.order_id, "deliver"))
+        return ticket_to_proto(await self.tickets.act(request.order_id, "deliver"))
 
 
 def _staff(context: grpc.aio.ServicerContext) -> None:

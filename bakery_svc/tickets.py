@@ -10,17 +10,23 @@ from google.protobuf.message import Message
 from bakery_svc import domain
 from bakery_svc.domain import ACTIONS, TICKETS
 from bakery_svc.models import Ticket
-from bread.bakery.v1 import bakery_pb2
 from bread.events.v1 import events_pb2 as ev
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
+from servicekit.sql import Statement, get_by, insert
 
 log = logging.getLogger(__name__)
+
+
+_INSERT = insert(Ticket)
+_FILL = Statement(
+    Ticket,
+    lambda s: Ticket.update(item=s.item, qty=s.qty).where(Ticket.order_id == s.order_id),
+)
 
 
 class Tickets:
@@ -69,22 +75,16 @@ class Tickets:
 
     @staticmethod
     def _on_order_placed(event: ev.OrderPlaced, _: object) -> None:
-        updated = (
-            Ticket.update(item=event.item, qty=event.qty)
-            .where(Ticket.order_id == event.order_id)
-            .execute()
-        )
-        if not updated:  # else the cancel request overtook it: the ticket stays closed
-            Ticket.create(
-                order_id=event.order_id, item=event.item, qty=event.qty, status=domain.OPEN
-            )
+        facts = {"order_id": event.order_id, "item": event.item, "qty": event.qty}
+        if not _FILL.rowcount(**facts):  # else the cancel request overtook it: it stays closed
+            _INSERT.run(**Ticket(**facts, status=domain.OPEN).__data__)
 
     def _on_cancel_requested(self, event: ev.OrderCancelRequested, _: object) -> None:
         """Close the ticket if the bread has not left, else refuse; either way
         the order hears the answer."""
         order_id, reason = event.order_id, event.reason[:200]
         if not TICKETS.move(Ticket.order_id, order_id, domain.CLOSED, reason=reason):
-            ticket = Ticket.get_or_none(Ticket.order_id == order_id)
+            ticket = get_by(Ticket.order_id, order_id)
             if ticket is None:  # the request overtook OrderPlaced: nothing was baked yet
                 Ticket.create(order_id=order_id, status=domain.CLOSED, reason=reason)
             elif ticket.status != domain.CLOSED:
@@ -103,16 +103,4 @@ class Tickets:
 
 
 def find_ticket(order_id: str) -> Ticket:
-    return one(Ticket, Ticket.order_id == order_id, f"no bakery ticket for order {order_id!r}")
-
-
-def to_proto(ticket: Ticket) -> bakery_pb2.Ticket:
-    return bakery_pb2.Ticket(
-        order_id=ticket.order_id,
-        item=ticket.item,
-        qty=ticket.qty,
-        status=bakery_pb2.TicketStatus.ValueType(ticket.status),
-        reason=ticket.reason,
-        create_time=to_timestamp(ticket.created),
-        update_time=to_timestamp(ticket.updated),
-    )
+    return one(Ticket.order_id, order_id, f"no bakery ticket for order {order_id!r}")

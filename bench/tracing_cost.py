@@ -60,8 +60,8 @@ def measure(
             token=system.token(),
         )
         meter = CpuMeter(system)
-        run(replace(base, requests=200, customer_id="warm-up"))
-        settle(system, "warm-up", 200)
+        warm_up = run(replace(base, requests=200, customer_id="warm-up"))
+        settle(system, "warm-up", len(warm_up.placed))
         idle_before, idle_started = meter.snapshot(), time.monotonic()
         time.sleep(5)
         idle_rate = {

@@ -2,7 +2,7 @@
 
 from bread.customer.v1 import mypage_pb2_grpc
 from customer_svc import projection, timeline
-from customer_svc.models import Mypage, TimelineEvent
+from customer_svc.migrations import SCHEMA
 from customer_svc.projection import Mypages
 from customer_svc.servicer import MypageServicer
 from customer_svc.spec import SPEC
@@ -24,4 +24,4 @@ def wire(runtime: Runtime) -> Wiring:
 
 
 if __name__ == "__main__":
-    main(SPEC, [Mypage, TimelineEvent], wire)
+    main(SPEC, SCHEMA, wire)

@@ -10,16 +10,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bread.customer.v1 import mypage_pb2
 from bread.events.v1 import events_pb2 as ev
 from customer_svc.domain import BAKERY_RANK, ORDER_RANK, PAYMENT_RANK, advance
 from customer_svc.models import Mypage
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, locked, one
 from servicekit.events import ReceivedEvent
 from servicekit.identity import Caller
 from servicekit.inbox import Handler, Handlers
 from servicekit.paging import page
+from servicekit.sql import Statement, insert
+
+_FIELDS = [f for f in Mypage._meta.sorted_fields if f is not Mypage.order_id]
+_READ = Statement(Mypage, lambda s: locked(Mypage.select().where(Mypage.order_id == s.order_id)))
+_INSERT = insert(Mypage)
+_UPDATE = Statement(
+    Mypage,
+    lambda s: Mypage.update({f: getattr(s, f.name) for f in _FIELDS}).where(
+        Mypage.order_id == s.order_id
+    ),
+)
 
 
 def project(
@@ -32,22 +41,23 @@ def project(
 ) -> None:
     """Merge what one event tells about an order into its row."""
     at = at.replace(tzinfo=None)
-    row = locked(Mypage.select().where(Mypage.order_id == order_id)).first()
+    row = _READ.first(order_id=order_id)
     is_new = row is None
     if row is None:
-        row = Mypage(order_id=order_id, created=at, updated=at)
+        row = {f.name: f.default for f in _FIELDS} | {"created": at, "updated": at}
+        row["order_id"] = order_id
     reason = facts.pop("reason", "")
     for name, value in facts.items():
         if value:
-            setattr(row, name, value)
-    if reason and _tells_why(row.order_status, order_status):
-        row.reason = reason
-    row.order_status = advance(row.order_status, order_status, ORDER_RANK)
-    row.payment_status = advance(row.payment_status, payment_status, PAYMENT_RANK)
-    row.bakery_status = advance(row.bakery_status, bakery_status, BAKERY_RANK)
-    row.created = min(row.created, at)
-    row.updated = max(row.updated, at)
-    row.save(force_insert=is_new)
+            row[name] = value
+    if reason and _tells_why(row["order_status"], order_status):
+        row["reason"] = reason
+    row["order_status"] = advance(row["order_status"], order_status, ORDER_RANK)
+    row["payment_status"] = advance(row["payment_status"], payment_status, PAYMENT_RANK)
+    row["bakery_status"] = advance(row["bakery_status"], bakery_status, BAKERY_RANK)
+    row["created"] = min(row["created"], at)
+    row["updated"] = max(row["updated"], at)
+    (_INSERT if is_new else _UPDATE).run(**row)
 
 
 def _tells_why(current: str, new: str) -> bool:
@@ -114,7 +124,7 @@ class Mypages:
 
     async def get(self, order_id: str, who: Caller) -> Mypage:
         missing = f"no Mypage for order {order_id!r} (yet)"
-        return await self.db.run(one, Mypage, Mypage.order_id == order_id, missing, who)
+        return await self.db.run(one, Mypage.order_id, order_id, missing, who)
 
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str
@@ -123,20 +133,3 @@ class Mypages:
         if customer_id:
             query = query.where(Mypage.customer_id == customer_id)
         return await self.db.run(lambda: page(query, page_size, page_token))
-
-
-def to_proto(row: Mypage) -> mypage_pb2.Mypage:
-    return mypage_pb2.Mypage(
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        item=row.item,
-        qty=row.qty,
-        price=row.price,
-        order_status=row.order_status,
-        payment_id=row.payment_id,
-        payment_status=row.payment_status,
-        bakery_status=row.bakery_status,
-        reason=row.reason,
-        create_time=to_timestamp(row.created),
-        update_time=to_timestamp(row.updated),
-    )

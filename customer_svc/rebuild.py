@@ -13,19 +13,20 @@ import argparse
 import asyncio
 
 from customer_svc import projection, timeline
+from customer_svc.migrations import SCHEMA
 from customer_svc.models import Mypage, TimelineEvent
 from customer_svc.spec import SPEC
 from servicekit.db import Database
 from servicekit.events import Topology
 from servicekit.inbox import InboxEvent
-from servicekit.outbox import OutboxEvent
 from servicekit.replay import replay
 from servicekit.settings import Settings
+from servicekit.shared_schema import SHARED
 
 
 async def rebuild(settings: Settings, reset: bool) -> int:
-    db = Database(settings.database_url, [Mypage, TimelineEvent, InboxEvent, OutboxEvent])
-    await db.connect()
+    db = Database(settings.database_url, [*SCHEMA.models, *SHARED.models])
+    await db.connect([SHARED, SCHEMA])
     if reset:
         await db.transaction(
             lambda: [model.delete().execute() for model in (Mypage, TimelineEvent, InboxEvent)]

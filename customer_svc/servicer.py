@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from bread.customer.v1 import mypage_pb2, mypage_pb2_grpc
-from customer_svc import timeline
-from customer_svc.projection import Mypages, to_proto
+from customer_svc.convert import mypage_to_proto, timeline_to_proto
+from customer_svc.projection import Mypages
 from customer_svc.timeline import Timelines
 from servicekit.errors import rpc
 from servicekit.identity import Caller, Role, caller
@@ -27,21 +27,21 @@ class MypageServicer(mypage_pb2_grpc.MypageServiceServicer):
             request.page_token,
         )
         return mypage_pb2.ListMypagesResponse(
-            mypages=[to_proto(r) for r in rows], next_page_token=next_token
+            mypages=[mypage_to_proto(r) for r in rows], next_page_token=next_token
         )
 
     @rpc
     async def GetMypage(
         self, request: mypage_pb2.GetMypageRequest, context: grpc.aio.ServicerContext
     ) -> mypage_pb2.Mypage:
-        return to_proto(await self.mypages.get(request.order_id, _customer(context)))
+        return mypage_to_proto(await self.mypages.get(request.order_id, _customer(context)))
 
     @rpc
     async def GetOrderTimeline(
         self, request: mypage_pb2.GetOrderTimelineRequest, context: grpc.aio.ServicerContext
     ) -> mypage_pb2.GetOrderTimelineResponse:
         found = await self.timelines.get(request.order_id, _customer(context))
-        return timeline.to_proto(found)
+        return timeline_to_proto(found)
 
 
 def _customer(context: grpc.aio.ServicerContext) -> Caller:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from bread.customer.v1 import mypage_pb2
 from customer_svc.models import Mypage, TimelineEvent
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import InvalidArgument
 from servicekit.events import ReceivedEvent
@@ -58,26 +56,10 @@ class Timelines:
     @staticmethod
     def _get(order_id: str, who: Caller) -> Timeline:
         # The Mypage row says whose order it is (every event makes or updates it).
-        row = one(Mypage, Mypage.order_id == order_id, f"no order {order_id!r} (yet)", who)
+        row: Mypage = one(Mypage.order_id, order_id, f"no order {order_id!r} (yet)", who)
         events = list(
             TimelineEvent.select()
             .where(TimelineEvent.order_id == order_id)
             .order_by(TimelineEvent.event_time, TimelineEvent.id)
         )
         return Timeline(order_id, row.order_status, events)
-
-
-def to_proto(timeline: Timeline) -> mypage_pb2.GetOrderTimelineResponse:
-    return mypage_pb2.GetOrderTimelineResponse(
-        order_id=timeline.order_id,
-        order_status=timeline.order_status,
-        events=[
-            mypage_pb2.TimelineEvent(
-                event_time=to_timestamp(e.event_time),
-                service=e.service,
-                type=e.type_name.rsplit(".", 1)[-1],
-                event_id=e.event_id,
-            )
-            for e in timeline.events
-        ],
-    )

@@ -24,6 +24,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
 DEFAULT_DESCRIPTOR = REPO_ROOT / "build" / "bread.pb"
+# The OpenAPI description of the HTTP/JSON API (`make proto`), which the edge also answers itself.
+DEFAULT_OPENAPI = REPO_ROOT / "build" / "openapi.json"
 # The web page's files, which the edge answers itself (direct responses read at start-up).
 WEB_ROOT = REPO_ROOT / "web"
 WEB_FILES = {"web_index": "index.html", "web_script": "app.js", "web_style": "style.css"}
@@ -64,6 +66,8 @@ class EnvoyTopology:
     listen_address: str = "0.0.0.0"
     mesh_address: str = "127.0.0.1"
     descriptor_path: Path = DEFAULT_DESCRIPTOR
+    # Served at /openapi.json, as Envoy sees it: read when it starts.
+    openapi_path: Path = DEFAULT_OPENAPI
     # Tokens: verified against this JWKS file, for this issuer and audience.
     jwks_path: Path = DEV_JWKS
     jwt_issuer: str = DEV_ISSUER
@@ -113,6 +117,7 @@ def render(topology: EnvoyTopology) -> str:
         "listen_address": topology.listen_address,
         "mesh_address": topology.mesh_address,
         "descriptor_path": json.dumps(str(topology.descriptor_path)),
+        "openapi_path": json.dumps(str(topology.openapi_path)),
         "jwks_path": json.dumps(str(topology.jwks_path)),
         "jwt_issuer": json.dumps(topology.jwt_issuer),
         "jwt_audience": json.dumps(topology.jwt_audience),
@@ -322,6 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--descriptor", type=Path, default=d.descriptor_path, help="descriptor set")
     p.add_argument(
+        "--openapi", type=Path, default=d.openapi_path, help="OpenAPI file served at /openapi.json"
+    )
+    p.add_argument(
         "--upstream",
         type=_upstream_arg,
         action="append",
@@ -368,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen_address=args.listen_address,
         mesh_address=args.mesh_address,
         descriptor_path=args.descriptor.resolve(),
+        openapi_path=args.openapi.resolve(),
         jwks_path=args.jwks,
         jwt_issuer=args.jwt_issuer,
         jwt_audience=args.jwt_audience,

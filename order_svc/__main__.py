@@ -4,7 +4,7 @@ import os
 
 from bread.order.v1 import order_pb2_grpc
 from order_svc.menu import load_menu
-from order_svc.models import Order
+from order_svc.migrations import SCHEMA
 from order_svc.orders import Orders
 from order_svc.pay_client import PayClient
 from order_svc.servicer import OrderServicer
@@ -27,4 +27,4 @@ def wire(runtime: Runtime) -> Wiring:
 
 
 if __name__ == "__main__":
-    main(SPEC, [Order], wire)
+    main(SPEC, SCHEMA, wire)

@@ -13,12 +13,11 @@ import grpc
 import peewee
 
 from bread.events.v1 import events_pb2 as ev
-from bread.order.v1 import order_pb2
 from order_svc import domain
 from order_svc.domain import ORDERS
 from order_svc.models import Order
 from order_svc.pay_client import PayClient, PaymentFailed
-from servicekit.clock import to_timestamp, utcnow
+from servicekit.clock import utcnow
 from servicekit.db import Database, one
 from servicekit.errors import (
     AlreadyExists,
@@ -31,10 +30,14 @@ from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
+from servicekit.sql import insert
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 5.0
+
+
+_INSERT = insert(Order)
 
 
 class Orders:
@@ -52,18 +55,17 @@ class Orders:
         order_id = str(uuid.uuid4())
         order_id_var.set(order_id)
         try:
-            order = await self.db.run(
-                lambda: Order.create(
-                    id=order_id,
-                    customer_id=customer_id,
-                    item=item,
-                    qty=qty,
-                    unit_price=self.menu[item],
-                    price=price,
-                    status=domain.PENDING,
-                    request_id=request_id or None,
-                )
+            order = Order(
+                id=order_id,
+                customer_id=customer_id,
+                item=item,
+                qty=qty,
+                unit_price=self.menu[item],
+                price=price,
+                status=domain.PENDING,
+                request_id=request_id or None,
             )
+            await self.db.run(lambda: _INSERT.run(**order.__data__))
         except peewee.IntegrityError:
             # A concurrent retry with the same request id stored its order first.
             if earlier := await self._earlier(customer_id, request_id, item, qty):
@@ -214,20 +216,4 @@ def _facts(order: Order) -> dict[str, Any]:
 
 
 def find_order(order_id: str, who: Caller | None = None) -> Order:
-    return one(Order, Order.id == order_id, f"order {order_id!r} not found", who)
-
-
-def to_proto(order: Order) -> order_pb2.Order:
-    return order_pb2.Order(
-        id=order.id,
-        customer_id=order.customer_id,
-        item=order.item,
-        qty=order.qty,
-        unit_price=order.unit_price,
-        price=order.price,
-        status=order_pb2.OrderStatus.ValueType(order.status),
-        payment_id=order.payment_id,
-        reason=order.reason,
-        create_time=to_timestamp(order.created),
-        update_time=to_timestamp(order.updated),
-    )
+    return one(Order.id, order_id, f"order {order_id!r} not found", who)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from bread.order.v1 import order_pb2, order_pb2_grpc
-from order_svc.orders import Orders, to_proto
+from order_svc.convert import menu_to_proto, order_to_proto
+from order_svc.orders import Orders
 from servicekit.errors import rpc
 from servicekit.identity import Caller, Role, caller
 from servicekit.metadata import request_header
@@ -22,13 +23,13 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         customer_id = _customer(context).acting_for(request.customer_id)
         request_id = request.request_id or request_header(context, "idempotency-key")
         order = await self.orders.place(request.item, request.qty, customer_id, request_id)
-        return to_proto(order)
+        return order_to_proto(order)
 
     @rpc
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        return to_proto(await self.orders.get(request.id, _customer(context)))
+        return order_to_proto(await self.orders.get(request.id, _customer(context)))
 
     @rpc
     async def ListOrders(
@@ -40,22 +41,22 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             request.page_token,
         )
         return order_pb2.ListOrdersResponse(
-            orders=[to_proto(o) for o in orders], next_page_token=next_token
+            orders=[order_to_proto(o) for o in orders], next_page_token=next_token
         )
 
     @rpc
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Order:
-        return to_proto(await self.orders.cancel(request.id, request.reason, _customer(context)))
+        return order_to_proto(
+            await self.orders.cancel(request.id, request.reason, _customer(context))
+        )
 
     @rpc
     async def GetMenu(
         self, request: order_pb2.GetMenuRequest, context: grpc.aio.ServicerContext
     ) -> order_pb2.Menu:
-        return order_pb2.Menu(
-            items=[order_pb2.MenuItem(name=n, price=p) for n, p in self.orders.menu.items()]
-        )
+        return menu_to_proto(self.orders.menu)
 
 
 def _customer(context: grpc.aio.ServicerContext) -> Caller:

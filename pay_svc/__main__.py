@@ -3,7 +3,7 @@
 from bread.admin.v1 import faults_pb2_grpc
 from bread.pay.v1 import pay_pb2_grpc
 from pay_svc.faults import FaultInjector
-from pay_svc.models import Payment
+from pay_svc.migrations import SCHEMA
 from pay_svc.payments import Payments
 from pay_svc.servicer import PaymentServicer
 from pay_svc.spec import SPEC
@@ -24,4 +24,4 @@ def wire(runtime: Runtime) -> Wiring:
 
 
 if __name__ == "__main__":
-    main(SPEC, [Payment], wire)
+    main(SPEC, SCHEMA, wire)

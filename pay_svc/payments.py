@@ -8,10 +8,8 @@ import uuid
 import peewee
 
 from bread.events.v1 import events_pb2
-from bread.pay.v1 import pay_pb2
 from pay_svc.domain import APPROVED, CANCELED, PAYMENTS, VOIDED
 from pay_svc.models import Payment
-from servicekit.clock import to_timestamp
 from servicekit.db import Database, one
 from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.identity import Caller
@@ -19,8 +17,12 @@ from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
 from servicekit.paging import page
+from servicekit.sql import get_by, insert
 
 log = logging.getLogger(__name__)
+
+
+_INSERT = insert(Payment)
 
 
 class Payments:
@@ -44,16 +46,17 @@ class Payments:
         return payment
 
     def _charge(self, order_id: str, customer_id: str, amount: int) -> Payment:
-        existing = Payment.get_or_none(Payment.order_id == order_id)
+        existing = get_by(Payment.order_id, order_id)
         if existing is not None:
             return existing
-        payment = Payment.create(
+        payment = Payment(
             id=str(uuid.uuid4()),
             order_id=order_id,
             customer_id=customer_id,
             amount=amount,
             status=APPROVED,
         )
+        _INSERT.run(**payment.__data__)
         self.outbox.record(
             events_pb2.PaymentApproved(
                 payment_id=payment.id, order_id=order_id, customer_id=customer_id, amount=amount
@@ -110,19 +113,19 @@ class Payments:
         }
 
     def _compensate(self, order_id: str, reason: str) -> None:
-        payment = Payment.get_or_none(Payment.order_id == order_id)
+        payment = get_by(Payment.order_id, order_id)
         if payment is None:
             log.warning("nothing to refund for order %s", order_id)
             return
         self._refund(payment, reason)
 
     def _on_order_failed(self, event: events_pb2.OrderFailed, _: object) -> None:
-        payment = Payment.get_or_none(Payment.order_id == event.order_id)
+        payment = get_by(Payment.order_id, event.order_id)
         if payment is not None:
             self._refund(payment, "order failed: " + event.reason)
             return
         # Not charged (yet): a void row makes a late Pay for it refuse.
-        Payment.create(
+        void = Payment(
             id=str(uuid.uuid4()),
             order_id=event.order_id,
             customer_id=event.customer_id,
@@ -130,20 +133,8 @@ class Payments:
             status=VOIDED,
             reason="order failed before payment",
         )
+        _INSERT.run(**void.__data__)
 
 
 def find_payment(payment_id: str, who: Caller | None = None) -> Payment:
-    return one(Payment, Payment.id == payment_id, f"payment {payment_id!r} not found", who)
-
-
-def to_proto(payment: Payment) -> pay_pb2.Payment:
-    return pay_pb2.Payment(
-        id=payment.id,
-        order_id=payment.order_id,
-        customer_id=payment.customer_id,
-        amount=payment.amount,
-        status=pay_pb2.PaymentStatus.ValueType(payment.status),
-        reason=payment.reason,
-        create_time=to_timestamp(payment.created),
-        update_time=to_timestamp(payment.updated),
-    )
+    return one(Payment.id, payment_id, f"payment {payment_id!r} not found", who)

@@ -1,14 +1,22 @@
-"""Generate Python code, mypy stubs and Envoy's descriptor set from protos/."""
+"""Generate from protos/: Python code, mypy stubs, Envoy's descriptor set, the OpenAPI
+description of the HTTP/JSON API, and buf's copy of the googleapis files protos/ import."""
 
 import pathlib
+import shutil
+import subprocess
 import sys
 
 import google.api
+from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 DESCRIPTOR_SET = ROOT / "build" / "bread.pb"
+OPENAPI = ROOT / "build" / "openapi.json"
+# buf.yaml's second module: buf cannot fetch googleapis from its registry here, and this way it
+# checks protos/ against exactly the files protoc compiled them with.
+BUF_GOOGLEAPIS = ROOT / "build" / "googleapis"
 
 
 def main() -> int:
@@ -32,7 +40,25 @@ def main() -> int:
         f"--descriptor_set_out={DESCRIPTOR_SET}",
         *sources,
     ]
-    return protoc.main(args)
+    status = protoc.main(args)
+    if status != 0:
+        return status
+    copy_googleapis_imports(googleapis)
+    # A program of its own (it also runs alone), so this file needs no import path beside it.
+    openapi = ROOT / "scripts" / "gen_openapi.py"
+    return subprocess.run(
+        [sys.executable, str(openapi), str(DESCRIPTOR_SET), str(OPENAPI)]
+    ).returncode
+
+
+def copy_googleapis_imports(googleapis: pathlib.Path) -> None:
+    """The googleapis files in the descriptor set (imports; buf has the well-known types)."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes()).file
+    shutil.rmtree(BUF_GOOGLEAPIS, ignore_errors=True)
+    for name in (f.name for f in files if f.name.startswith("google/api/")):
+        target = BUF_GOOGLEAPIS / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(googleapis / name, target)
 
 
 if __name__ == "__main__":

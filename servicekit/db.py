@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -22,6 +23,9 @@ from playhouse.db_url import connect
 
 from servicekit.errors import NotFound
 from servicekit.identity import Caller
+from servicekit.migrations import Schema, migrate
+from servicekit.sql import get_by
+from servicekit.worker import Worker
 
 T = TypeVar("T")
 M = TypeVar("M", bound=peewee.Model)
@@ -56,21 +60,22 @@ def open_database(url: str) -> peewee.Database:
     return connect(url)
 
 
-def one(
-    model: type[M], condition: peewee.Expression, missing: str, seen_by: Caller | None = None
-) -> M:
-    """The row matching condition; NotFound (gRPC NOT_FOUND) saying `missing` if none, and
+def one(key: peewee.Field, value: Any, missing: str, seen_by: Caller | None = None) -> Any:
+    """The row whose key is value; NotFound (gRPC NOT_FOUND) saying `missing` if none, and
     also if seen_by may not see it (the row's customer_id is not theirs), so ids do not leak."""
-    row = model.get_or_none(condition)
+    row = get_by(key, value)
     if row is None or (seen_by and not seen_by.owns(getattr(row, "customer_id", ""))):
         raise NotFound(missing)
     return row
 
 
-def locked(query: peewee.ModelSelect[M]) -> peewee.ModelSelect[M]:
-    """query with FOR UPDATE where the database has row locks (PostgreSQL,
-    MariaDB); SQLite has a single writer and needs none."""
-    return query.for_update() if query.model._meta.database.for_update else query
+def locked(query: peewee.ModelSelect[M], skip_locked: bool = False) -> peewee.ModelSelect[M]:
+    """query with FOR UPDATE (SKIP LOCKED: leaving rows others hold) where the
+    database has row locks (PostgreSQL, MariaDB); SQLite has a single writer
+    and needs none."""
+    if not query.model._meta.database.for_update:
+        return query
+    return query.for_update(skip_locked=skip_locked)
 
 
 class Database:
@@ -81,15 +86,14 @@ class Database:
         self.peewee = open_database(url)
         self.models = list(models)
         self.peewee.bind(self.models)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        self._thread = Worker("db")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(*args) on the database thread, in the caller's context (its log fields and
         trace span: an outbox row records the trace it was written in)."""
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, context.run, self._reconnecting, fn, *args
-        )
+        job = functools.partial(contextvars.copy_context().run, self._reconnecting, fn, *args)
+        result: T = await self._thread.run(job)
+        return result
 
     def _reconnecting(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -111,10 +115,13 @@ class Database:
 
         return await self.run(atomic)
 
-    async def connect(self) -> None:
+    async def connect(self, schemas: Sequence[Schema] | None = None) -> None:
+        """Open the connection and migrate the schemas (servicekit.migrations); without
+        schemas, the models are one schema without steps (scratch and test databases)."""
+
         def open_and_migrate() -> None:
             self.peewee.connect(reuse_if_open=True)
-            self.peewee.create_tables(self.models, safe=True)
+            migrate(self.peewee, schemas or [Schema("tables", self.models)])
 
         await self.run(open_and_migrate)
 
@@ -148,4 +155,4 @@ class Database:
 
     async def close(self) -> None:
         await self.run(self.peewee.close)
-        self._thread.shutdown(wait=True)
+        self._thread.stop()

@@ -27,7 +27,8 @@ CONTENT_TYPE = "application/x-protobuf"
 # (consumers retry failures in place and never requeue them).
 DELIVERY_LIMIT = 10
 # How long the replayable event log keeps events.
-LOG_RETENTION = "7D"
+LOG_RETENTION_DAYS = 7
+LOG_RETENTION = f"{LOG_RETENTION_DAYS}D"
 
 
 def event_type(message: Message | type[Message]) -> str:

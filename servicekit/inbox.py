@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -46,6 +46,7 @@ from servicekit.events import (
     republished,
 )
 from servicekit.logs import order_id_var
+from servicekit.sql import KeysStatement, insert
 from servicekit.supervise import Backoff
 from servicekit.transient import is_transient
 
@@ -67,7 +68,8 @@ RETRY_BACKOFF = Backoff(first=0.05, cap=5.0)
 class InboxEvent(peewee.Model):
     event_id = peewee.CharField(max_length=36, primary_key=True)
     type_name = peewee.CharField(max_length=100)
-    applied = peewee.DateTimeField()
+    # Indexed for pruning (servicekit/pruning.py).
+    applied = peewee.DateTimeField(index=True)
 
     class Meta:
         table_name = "inbox"
@@ -82,19 +84,41 @@ def by_type_name(handlers: Handlers) -> dict[str, Handler]:
     return {event_type(cls): handler for cls, handler in handlers.items()}
 
 
+_RECORD = insert(InboxEvent)
+_FIND = KeysStatement(
+    InboxEvent,
+    lambda s, ids: InboxEvent.select(InboxEvent.event_id).where(InboxEvent.event_id.in_(ids)),
+)
+
+
 def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
     """Apply an event unless the inbox has it; call inside a transaction."""
-    if InboxEvent.get_or_none(InboxEvent.event_id == event.event_id) is not None:
-        log.info("skipping duplicate %s %s", event.type_name, event.event_id)
-        return False
-    InboxEvent.create(event_id=event.event_id, type_name=event.type_name, applied=utcnow())
-    handler = handlers.get(event.type_name)
-    if handler is not None:
-        with tracing.consumer_span(
-            event.traceparent, event.type_name, event.event_id, event.order_id
-        ):
-            handler(event.message, event)
-    return True
+    return bool(apply_new([event], handlers))
+
+
+def apply_new(
+    events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]
+) -> list[ReceivedEvent]:
+    """Apply, in order, the events the inbox does not have yet (one query finds
+    them all); returns those it applied. Call inside a transaction."""
+    found = _FIND.run([event.event_id for event in events])
+    seen = {event_id for (event_id,) in found.fetchall()}
+    now = utcnow()
+    applied = []
+    for event in events:
+        if event.event_id in seen:
+            log.info("skipping duplicate %s %s", event.type_name, event.event_id)
+            continue
+        seen.add(event.event_id)
+        _RECORD.run(event_id=event.event_id, type_name=event.type_name, applied=now)
+        handler = handlers.get(event.type_name)
+        if handler is not None:
+            with tracing.consumer_span(
+                event.traceparent, event.type_name, event.event_id, event.order_id
+            ):
+                handler(event.message, event)
+        applied.append(event)
+    return applied
 
 
 class Consumer:
@@ -131,6 +155,9 @@ class Consumer:
         self._consumer_tag: str | None = None
         self._deliveries: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        # Whether every delivery taken so far on this channel was acked or
+        # dead-lettered in turn (a batch that failed to apply leaves some unacked).
+        self._settled_in_order = True
 
     async def attach(self, channel: AbstractChannel, dead_letters: AbstractExchange) -> None:
         """Start consuming on channel; dead letters are published through dead_letters,
@@ -141,6 +168,7 @@ class Consumer:
         )
         self._dead_letters = dead_letters
         self._deliveries = asyncio.Queue()
+        self._settled_in_order = True
         self._worker = asyncio.create_task(self._work())
         self._consumer_tag = await self._queue.consume(self._deliveries.put)
 
@@ -172,6 +200,7 @@ class Consumer:
                 await self._apply(batch)
             except Exception:  # the worker must outlive any one batch
                 log.exception("applying %d deliveries failed; they will be redelivered", len(batch))
+                self._settled_in_order = False
             finally:
                 for _ in batch:
                     self._deliveries.task_done()
@@ -198,10 +227,18 @@ class Consumer:
                 for incoming, event in events:
                     await self._apply_one(incoming, event)
                 return
-            for incoming, _ in events:
-                await incoming.ack()
+            await self._ack_batch([incoming for incoming, _ in events])
             return
         await self._apply_one(*events[0])
+
+    async def _ack_batch(self, deliveries: list[AbstractIncomingMessage]) -> None:
+        """Ack a committed batch: with one frame while every earlier delivery on
+        this channel is settled (then acking up to the last acks exactly these)."""
+        if self._settled_in_order:
+            await deliveries[-1].ack(multiple=True)
+            return
+        for incoming in deliveries:
+            await incoming.ack()
 
     async def _apply_one(self, incoming: AbstractIncomingMessage, event: ReceivedEvent) -> None:
         order_id_var.set(event.order_id)
@@ -233,7 +270,7 @@ class Consumer:
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
-        applied = [event for event in events if apply_once(event, self.handlers)]
+        applied = apply_new(events, self.handlers)
         if applied and self.on_applied is not None:
             self.on_applied(applied)
 

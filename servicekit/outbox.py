@@ -25,8 +25,9 @@ from google.protobuf.message import Message
 
 from servicekit import tracing
 from servicekit.clock import utcnow
-from servicekit.db import Database
+from servicekit.db import Database, locked
 from servicekit.events import event_type, new_event_id, to_amqp
+from servicekit.sql import KeysStatement, Statement, insert
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,36 @@ class OutboxEvent(peewee.Model):
         table_name = "outbox"
 
 
+# Events per publish round; confirms for a batch are awaited together.
+BATCH = 200
+
+_RECORD = insert(OutboxEvent)
+# The oldest unclaimed rows; on PostgreSQL and MariaDB rows another relay is
+# claiming are skipped (SQLite has one writer and no row locks).
+_UNCLAIMED = Statement(
+    OutboxEvent,
+    lambda s: locked(
+        OutboxEvent.select()
+        .where(OutboxEvent.claimed_until.is_null() | (OutboxEvent.claimed_until < s.now))
+        .order_by(OutboxEvent.id)
+        .limit(BATCH),
+        skip_locked=True,
+    ),
+)
+_CLAIM = KeysStatement(
+    OutboxEvent,
+    lambda s, ids: OutboxEvent.update(claimed_until=s.until).where(OutboxEvent.id.in_(ids)),
+)
+_RELEASE = KeysStatement(
+    OutboxEvent,
+    lambda s, ids: OutboxEvent.update(claimed_until=None).where(OutboxEvent.id.in_(ids)),
+)
+_DELETE = KeysStatement(
+    OutboxEvent, lambda s, ids: OutboxEvent.delete().where(OutboxEvent.id.in_(ids))
+)
+
+
 class Outbox:
-    # Events per publish round; confirms for a batch are awaited together.
-    BATCH = 200
     # Unsent rows are looked for this often even without a wake-up.
     POLL_SECONDS = 1.0
     # Long enough for a batch's confirms even from a busy broker.
@@ -61,16 +89,19 @@ class Outbox:
         # The service that emits these events (AMQP app_id).
         self.source = source
         self._wake = asyncio.Event()
+        # Ids of rows the broker confirmed, deleted with the next claim.
+        self._sent: list[int] = []
         self._loop = asyncio.get_running_loop()
 
     def record(self, message: Message, order_id: str) -> None:
         """Store an event; call on the database thread inside the transaction."""
-        OutboxEvent.create(
+        _RECORD.run(
             event_id=new_event_id(),
             type_name=event_type(message),
             order_id=order_id,
             payload=message.SerializeToString(),
             created=utcnow(),
+            claimed_until=None,
             trace_context=tracing.current_traceparent(),
         )
         # The relay's next read is queued on the same database thread, behind
@@ -80,16 +111,27 @@ class Outbox:
     async def relay(self, exchange: AbstractExchange) -> None:
         """Publish stored events until cancelled; raises when the broker fails
         (the broker session that runs it then reconnects)."""
-        while True:
-            if await self.publish_batch(exchange):
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
+        try:
+            while True:
+                if await self.publish_batch(exchange):
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.POLL_SECONDS)
+        finally:
+            # Stopping or broker lost: delete what was confirmed (best effort; if
+            # this fails, the rows go out again once their lease ends, and
+            # consumers skip them by id).
+            if self._sent:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.db.run(self._delete_sent))
 
     async def publish_batch(self, exchange: AbstractExchange) -> int:
-        """Publish the oldest unclaimed events; returns how many were sent."""
-        rows = await self.db.transaction(self._claim)
+        """Publish the oldest unclaimed events; returns how many were sent.
+
+        Rows confirmed by the broker are deleted in the same database job as
+        the next claim: one trip to the database per batch, not two."""
+        rows = await self.db.transaction(self._delete_sent_and_claim)
         if not rows:
             return 0
         ids = [row.id for row in rows]
@@ -99,9 +141,9 @@ class Outbox:
             # Broker lost or shutting down: hand the rows back at once rather
             # than when the lease runs out (best effort; the lease is the backstop).
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.db.run(self._release, ids))
+                await asyncio.shield(self.db.run(_RELEASE.run, ids))
             raise
-        await self.db.run(lambda: OutboxEvent.delete().where(OutboxEvent.id.in_(ids)).execute())
+        self._sent = ids
         return len(rows)
 
     async def _publish(self, exchange: AbstractExchange, row: OutboxEvent) -> None:
@@ -114,23 +156,15 @@ class Outbox:
             # publish() returns once the broker confirmed the message.
             await exchange.publish(message, routing_key=row.type_name, mandatory=False)
 
-    def _claim(self) -> list[OutboxEvent]:
-        now = utcnow()
-        query = (
-            OutboxEvent.select()
-            .where(OutboxEvent.claimed_until.is_null() | (OutboxEvent.claimed_until < now))
-            .order_by(OutboxEvent.id)
-            .limit(self.BATCH)
-        )
-        if self.db.peewee.for_update:  # SQLite has one writer and no row locks
-            query = query.for_update(skip_locked=True)
-        rows = list(query)
-        if rows:
-            OutboxEvent.update(claimed_until=now + self.LEASE).where(
-                OutboxEvent.id.in_([row.id for row in rows])
-            ).execute()
-        return rows
+    def _delete_sent(self) -> None:
+        if self._sent:
+            _DELETE.run(self._sent)
+            self._sent = []
 
-    @staticmethod
-    def _release(ids: list[int]) -> None:
-        OutboxEvent.update(claimed_until=None).where(OutboxEvent.id.in_(ids)).execute()
+    def _delete_sent_and_claim(self) -> list[OutboxEvent]:
+        self._delete_sent()
+        now = utcnow()
+        rows = _UNCLAIMED.select(now=now)
+        if rows:
+            _CLAIM.run([row.id for row in rows], until=now + self.LEASE)
+        return rows

@@ -23,12 +23,12 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import grpc
-import peewee
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -39,9 +39,12 @@ from servicekit.broker import BrokerSession
 from servicekit.db import Database
 from servicekit.decoding import RefuseUndecodable
 from servicekit.events import Topology
-from servicekit.inbox import Applied, Consumer, Handlers, InboxEvent
-from servicekit.outbox import Outbox, OutboxEvent
+from servicekit.inbox import Applied, Consumer, Handlers
+from servicekit.migrations import Schema
+from servicekit.outbox import Outbox
+from servicekit.pruning import keep_inbox_pruned
 from servicekit.settings import Settings
+from servicekit.shared_schema import SHARED
 from servicekit.spec import ServiceSpec
 from servicekit.supervise import Backoff, Supervisor, TaskFactory
 
@@ -79,8 +82,9 @@ class Wiring:
 Wire = Callable[[Runtime], Wiring]
 
 
-def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) -> None:
-    """Entry point of `python -m <service>`."""
+def main(spec: ServiceSpec, schema: Schema, wire: Wire) -> None:
+    """Entry point of `python -m <service>`; schema is the service's tables and their
+    migrations (`<service>/migrations.py`)."""
     try:
         settings = Settings.from_env(spec.name, spec.default_port)
     except ValueError as error:
@@ -92,7 +96,7 @@ def main(spec: ServiceSpec, models: Sequence[type[peewee.Model]], wire: Wire) ->
             settings.trace_sample_ratio,
             tracing.exporter(settings.otlp_endpoint, settings.trace_file),
         )
-    sys.exit(uvloop.run(Service(spec, settings, models, wire).run()))
+    sys.exit(uvloop.run(Service(spec, settings, schema, wire).run()))
 
 
 class Service:
@@ -100,12 +104,13 @@ class Service:
         self,
         spec: ServiceSpec,
         settings: Settings,
-        models: Sequence[type[peewee.Model]],
+        schema: Schema,
         wire: Wire,
     ) -> None:
         self.spec = spec
         self.settings = settings
-        self.models: list[type[peewee.Model]] = [*models, OutboxEvent, InboxEvent]
+        self.schemas = [SHARED, schema]
+        self.models = [model for each in self.schemas for model in each.models]
         self.wire = wire
         self.health = health.aio.HealthServicer()
         self.supervisor = Supervisor()
@@ -160,17 +165,17 @@ class Service:
         return self.exit_status
 
     async def _start(self, db: Database, outbox: Outbox, wiring: Wiring) -> None:
-        """Connect the database (retried until it answers), then start every
-        background task under the supervisor; the broker session connects and
-        reconnects on its own."""
+        """Connect and migrate the database (retried until it answers and its schema
+        is current), then start every background task under the supervisor; the
+        broker session connects and reconnects on its own."""
         attempt = 0
         while True:
             try:
-                await db.connect()
+                await db.connect(self.schemas)
                 break
             except Exception as exc:
                 attempt += 1
-                log.warning("database not reachable yet: %r", exc)
+                log.warning("database not ready yet (unreachable, or migrating failed): %r", exc)
                 await asyncio.sleep(Backoff(first=0.5, cap=5.0).delay(attempt))
         self.broker = BrokerSession(
             self.settings.amqp_url,
@@ -182,6 +187,9 @@ class Service:
         self.supervisor.start("broker session", self.broker.run)
         for task in wiring.background:
             self.supervisor.start(task.__name__, task)
+        if self.consumer is not None:
+            retention = timedelta(days=self.settings.inbox_retention_days)
+            self.supervisor.start("inbox pruning", lambda: keep_inbox_pruned(db, retention))
         if db.is_sqlite_file:
             self.supervisor.start("wal checkpoints", db.checkpoint_wal)
         self.supervisor.start("health watch", lambda: self._watch(db))

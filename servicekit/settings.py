@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from servicekit.events import LOG_RETENTION_DAYS
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PROFILES = ("dev", "prod")
 
@@ -44,6 +46,8 @@ class Settings:
     # Where spans go: OTLP to this collector when set, else JSON lines to trace_file.
     otlp_endpoint: str
     trace_file: str
+    # Inbox rows older than this are pruned (servicekit/pruning.py).
+    inbox_retention_days: float
 
     @classmethod
     def from_env(
@@ -69,6 +73,7 @@ class Settings:
             trace_sample_ratio=_ratio(environ.get("TRACE_SAMPLE_RATIO", "0")),
             otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             trace_file=environ.get("TRACE_FILE", "var/traces.jsonl"),
+            inbox_retention_days=_inbox_retention(environ.get("INBOX_RETENTION_DAYS", "8")),
         )
 
     @property
@@ -91,3 +96,14 @@ def _ratio(value: str) -> float:
     if not 0.0 <= ratio <= 1.0:
         raise ValueError(f"TRACE_SAMPLE_RATIO must be a number from 0 to 1, not {value!r}")
     return ratio
+
+
+def _inbox_retention(value: str) -> float:
+    days = float(value)
+    if days <= LOG_RETENTION_DAYS:
+        # A replay from the event log could then bring back events the inbox forgot.
+        raise ValueError(
+            f"INBOX_RETENTION_DAYS must be more than the event log's {LOG_RETENTION_DAYS} days,"
+            f" not {value}"
+        )
+    return days

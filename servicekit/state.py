@@ -10,18 +10,23 @@ Python and then saved by primary key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
 
 from servicekit.clock import utcnow
+from servicekit.sql import Slots, Statement
 
 
 @dataclass(frozen=True)
 class StateMachine:
     # status → the statuses it may move to
     transitions: Mapping[int, frozenset[int]]
+    # The UPDATE of each (key, target, changed fields), rendered once (servicekit.sql).
+    _moves: dict[tuple[str, int, tuple[str, ...]], Statement] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def can_move(self, current: int, new: int) -> bool:
         return new in self.transitions.get(current, frozenset())
@@ -33,8 +38,22 @@ class StateMachine:
     def move(self, key: peewee.Field, value: Any, target: int, **changes: Any) -> bool:
         """Move the row whose key is value to target, with changes, if its status
         allows; True when this call moved it. Call on the database thread."""
+        changes = {"updated": utcnow(), **changes}
+        shape = (key.name, target, tuple(sorted(changes)))
+        statement = self._moves.get(shape)
+        if statement is None:
+            statement = self._moves[shape] = self._move_statement(key, target, shape[2])
+        return statement.rowcount(key=value, **changes) > 0
+
+    def _move_statement(
+        self, key: peewee.Field, target: int, changed: tuple[str, ...]
+    ) -> Statement:
         model = key.model
-        query = model.update(status=target, **{"updated": utcnow(), **changes}).where(
-            key == value, model.status.in_(self.sources(target))
-        )
-        return bool(query.execute())
+
+        def build(s: Slots) -> peewee.Query:
+            values = {getattr(model, name): getattr(s, name) for name in changed}
+            return model.update({model.status: target, **values}).where(
+                key == s.key, model.status.in_(self.sources(target))
+            )
+
+        return Statement(model, build)

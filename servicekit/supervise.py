@@ -1,8 +1,8 @@
 """Background tasks that never die silently.
 
 Every long-running task of a service (broker session with its relay and
-consumer, sweeper, WAL checkpointer) runs under a Supervisor: when it ends or
-raises, it is logged and started again after an exponential backoff with full
+consumer, sweeper, WAL checkpointer, inbox pruning) runs under a Supervisor:
+when it ends or raises, it is logged and started again after an exponential backoff with full
 jitter, so replicas that lost the same dependency do not all return at once.
 
 A dependency being away (transient errors) is waited out: readiness reports

@@ -46,7 +46,10 @@ def settled(system: BreadSystem, timeout: float = 30.0) -> Snapshot:
     while time.monotonic() < deadline:
         time.sleep(1.0)
         current = snapshot(system)
-        if current == last and all(not tables.get("outbox") for tables in current.values()):
+        # A missing outbox is an error, not an empty one: "settled" must not pass vacuously.
+        missing = [service for service, tables in current.items() if "outbox" not in tables]
+        assert not missing, f"no outbox table in {missing}"
+        if current == last and all(not tables["outbox"] for tables in current.values()):
             return current
         last = current
     raise AssertionError("the system did not settle")

@@ -25,6 +25,7 @@ from tests.k8s.manifests import (
 )
 
 LOCAL_DESCRIPTOR = ROOT / "build" / "bread.pb"
+LOCAL_OPENAPI = ROOT / "build" / "openapi.json"
 LOCAL_WEB = ROOT / "web"
 
 
@@ -49,24 +50,29 @@ def test_committed_config_is_a_fresh_render(overlay: str, tmp_path: pathlib.Path
 
 def test_configmap_passes_envoy_validate(manifests: Manifests, tmp_path: pathlib.Path) -> None:
     """`envoy --mode validate` on the ConfigMap's envoy.yaml, exactly as mounted, except the
-    files the pod has and this machine does not: the descriptor set and the web page, where
-    the init containers put them, and the JWKS, from the Secret the pod mounts (jwt_authn
-    reads it at start)."""
+    files the pod has and this machine does not: the descriptor set, the OpenAPI description
+    and the web page, where the init containers put them, and the JWKS, from the Secret the
+    pod mounts (jwt_authn reads it at start)."""
     deployment = manifests.get("Deployment", "gateway")
     (envoy,) = containers(deployment)
     mounted = {m["name"]: m["mountPath"] for m in envoy["volumeMounts"]}
     inits = {c["name"]: c for c in pod_spec(deployment)["initContainers"]}
     assert set(inits) == {"descriptors", "web"}
-    copied_to = pathlib.PurePosixPath(inits["descriptors"]["command"][-1])
-    assert str(copied_to.parent) == mounted["descriptors"]
+    cp, *built, copied_to = inits["descriptors"]["command"]
+    assert cp == "cp" and copied_to.rstrip("/") == mounted["descriptors"]
+    assert built == ["/app/build/bread.pb", "/app/build/openapi.json"]
     # The page's files: all of /app/web, into the volume Envoy mounts.
     assert inits["web"]["command"] == ["cp", "-R", "/app/web/.", mounted["web"]]
     assert {m["mountPath"] for m in inits["web"]["volumeMounts"]} == {mounted["web"]}
 
     text = envoy_config_text(manifests)
-    in_pod = f'proto_descriptor: "{copied_to}"'
-    assert text.count(in_pod) == 1
-    text = text.replace(in_pod, f'proto_descriptor: "{LOCAL_DESCRIPTOR}"')
+    for key, in_pod, local in (
+        ("proto_descriptor", f"{mounted['descriptors']}/bread.pb", LOCAL_DESCRIPTOR),
+        ("filename", f"{mounted['descriptors']}/openapi.json", LOCAL_OPENAPI),
+    ):
+        line = f'{key}: "{in_pod}"'
+        assert text.count(line) == 1, line
+        text = text.replace(line, f'{key}: "{local}"')
     for name in WEB_FILES.values():
         page_file = f'filename: "{mounted["web"]}/{name}"'
         assert text.count(page_file) == 1, name

@@ -94,6 +94,7 @@ def test_the_runtime_layout_imports_every_module(tmp_path: pathlib.Path) -> None
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(origin, target)
     assert (app / "build" / "bread.pb").is_file()
+    assert (app / "build" / "openapi.json").is_file()
 
     # Import every module (a __main__ only defines things unless run as the program).
     program = (

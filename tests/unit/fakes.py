@@ -137,10 +137,16 @@ class FakeIncoming:
     routing_key: str | None = None
     journal: list[str] = field(default_factory=list)
     acks: int = 0
+    # The channel that delivered it (FakeChannel.put), for acks of several at once.
+    earlier: list[FakeIncoming] = field(default_factory=list, repr=False)
 
-    async def ack(self) -> None:
-        self.acks += 1
-        self.journal.append(f"ack {self.message_id}")
+    async def ack(self, multiple: bool = False) -> None:
+        """Acks this delivery; with multiple, also every earlier one of its channel
+        not acked yet, as AMQP's basic.ack does."""
+        for delivery in [*self.earlier, self] if multiple else [self]:
+            if delivery is self or not delivery.acks:
+                delivery.acks += 1
+                delivery.journal.append(f"ack {delivery.message_id}")
 
 
 def incoming(
@@ -200,6 +206,7 @@ class FakeChannel:
     def __init__(self) -> None:
         self.queues: dict[str, FakeQueue] = {}
         self.exchanges: dict[str, FakeExchange] = {}
+        self.delivered: list[FakeIncoming] = []
 
     async def set_qos(self, prefetch_count: int) -> None:
         pass
@@ -218,6 +225,8 @@ class FakeChannel:
     async def put(self, queue: str, *deliveries: FakeIncoming) -> None:
         """The broker delivers to the queue's consumer."""
         for delivery in deliveries:
+            delivery.earlier = list(self.delivered)
+            self.delivered.append(delivery)
             await self.queues[queue].callback(delivery)
 
 

@@ -1,10 +1,17 @@
 """Locally, the edge is the only thing a neighbour can reach: services, the mesh listener
 and Envoy's admin bind to loopback unless told otherwise."""
 
+from typing import Any
+
 import yaml
 
 from ops.envoy_config import EnvoyTopology, render
 from servicekit.settings import Settings
+
+
+def rendered(topology: EnvoyTopology) -> Any:
+    # libyaml's loader: a tenth of safe_load's time on the rendered config (fast tests).
+    return yaml.load(render(topology), Loader=yaml.CSafeLoader)
 
 
 def test_services_bind_to_loopback_by_default() -> None:
@@ -13,7 +20,7 @@ def test_services_bind_to_loopback_by_default() -> None:
 
 
 def test_only_the_edge_listens_beyond_loopback_in_make_run() -> None:
-    config = yaml.safe_load(render(EnvoyTopology()))
+    config = rendered(EnvoyTopology())
     addresses = {
         listener["name"]: listener["address"]["socket_address"]["address"]
         for listener in config["static_resources"]["listeners"]
@@ -24,7 +31,7 @@ def test_only_the_edge_listens_beyond_loopback_in_make_run() -> None:
 
 def test_cors_admits_only_configured_origins() -> None:
     def origins(topology: EnvoyTopology) -> list:
-        config = yaml.safe_load(render(topology))
+        config = rendered(topology)
         edge = config["static_resources"]["listeners"][0]
         manager = edge["filter_chains"][0]["filters"][0]["typed_config"]
         host = manager["route_config"]["virtual_hosts"][0]

@@ -246,6 +246,34 @@ async def test_a_transient_failure_is_waited_out_without_dead_lettering(
     assert broker.transactions == inbox.ATTEMPTS + 3
 
 
+@pytest.mark.parametrize("db", ["file"], indirect=True)
+async def test_a_transient_failure_while_finding_the_poison_spends_no_attempt(
+    broker: Broker, db: Database, handlers: Handlers
+) -> None:
+    handlers.flaky_times = inbox.ATTEMPTS + 2
+    poison, flaky = await broker.deliver(
+        ev.BakeryRejected(order_id="bad", reason="poison"),
+        ev.BakeryRejected(order_id="flaky", reason="flaky"),
+    )
+    # One by one, the flaky event is waited out in place and applied; only the poison
+    # is dead-lettered.
+    assert [dead.message_id for dead, _ in broker.dead_letters.published] == [poison.message_id]
+    assert (poison.acks, flaky.acks) == (1, 1)
+    assert await applied(db) == ["flaky"]
+    assert flaky.message_id in await inbox_ids(db)
+
+
+async def test_an_event_the_queue_does_not_take_is_dead_lettered_at_once(
+    broker: Broker, db: Database, handlers: Handlers
+) -> None:
+    stray, good = await broker.deliver(ev.OrderDelivered(order_id="o1"), placed("o2"))
+    [(dead, _)] = broker.dead_letters.published
+    assert dead.message_id == stray.message_id
+    assert "test.q takes no bread.events.v1.OrderDelivered" in str(dead.headers["x-error"])
+    assert (stray.acks, good.acks) == (1, 1)
+    assert handlers.calls == ["o2"] and stray.message_id not in await inbox_ids(db)
+
+
 @pytest.mark.parametrize(
     "broken",
     [
@@ -275,6 +303,19 @@ async def test_a_dead_letter_that_cannot_be_parked_is_not_acked(
     [poison] = await broker.deliver(ev.BakeryRejected(order_id="bad", reason="poison"))
     assert poison.acks == 0  # the broker redelivers it once the session is back
     assert broker.dead_letters.published == []
+
+
+async def test_a_batch_after_an_unsettled_delivery_is_acked_one_by_one(
+    broker: Broker, handlers: Handlers
+) -> None:
+    """A batch is acked with one frame (ack up to its last delivery) only while every
+    earlier delivery is settled: one left unacked must stay so, for the broker to redeliver."""
+    broker.dead_letters.error = ConnectionResetError("broker went away")
+    [poison] = await broker.deliver(ev.BakeryRejected(order_id="bad", reason="poison"))
+    broker.dead_letters.error = None
+    later = await broker.deliver(placed("o1"), placed("o2"))
+    assert poison.acks == 0
+    assert [d.acks for d in later] == [1, 1]
 
 
 async def test_a_long_database_outage_spends_no_attempt(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -42,6 +43,19 @@ def test_siege_figures() -> None:
     assert result.codes["ConnectError"] == 1 and result.codes["200"] == 1
     as_json = result.to_dict()
     assert (as_json["failed_transactions"], as_json["successful_transactions"]) == (4, 3)
+
+
+def test_a_result_with_errors_reports_them() -> None:
+    """What a reader of a run (bench, make chaos) sees of its errors: none is lost."""
+    result = result_of(STATUSES)
+    summary = result.summary("errors")
+    figures = dict(line.split(":", 1) for line in summary.splitlines()[1:] if ":" in line)
+    assert figures["Failed transactions"].split()[0] == "4"  # 5xx and no answer
+    assert figures["Not 2xx"].split()[0] == "10"  # and 3xx, 4xx
+    for label in ("503", "504", "500", "ConnectError", "429", "400"):
+        assert f"{label} x1" in summary
+    assert result.to_dict()["not_2xx"] == 10
+    assert result.to_dict()["outcomes"]["ConnectError"] == 1
 
 
 def test_only_a_2xx_placement_counts_as_placed() -> None:
@@ -181,5 +195,26 @@ def test_a_missing_envoy_counter_is_an_error_not_zero(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(conftest, "stats", lambda admin_url, pattern="": {})
     system = SimpleNamespace(envoy=SimpleNamespace(admin_url="http://127.0.0.1:9"))
-    with pytest.raises((KeyError, AssertionError)):
+    with pytest.raises(AssertionError, match="Envoy has no stat"):
         conftest.mesh(cast(Any, system), "outlier_detection.ejections_enforced_total")
+    with pytest.raises(AssertionError, match="Envoy has no stat"):
+        conftest.edge_overflow(cast(Any, system))
+    # Three of the four breakers' counters are not enough either.
+    three = {key: 0 for key in conftest.OVERFLOWS[1:]}
+    monkeypatch.setattr(conftest, "stats", lambda admin_url, pattern="": three)
+    with pytest.raises(AssertionError, match=conftest.OVERFLOWS[0]):
+        conftest.edge_overflow(cast(Any, system))
+
+
+def test_a_missing_outbox_is_an_error_not_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.hostile import state
+
+    rows = {"orders": [("o1",)]}  # an order service whose outbox table is not found
+    monkeypatch.setattr(state, "snapshot", lambda system: {"order": rows})
+    monkeypatch.setattr(
+        state, "time", SimpleNamespace(monotonic=time.monotonic, sleep=lambda _: None)
+    )
+    with pytest.raises(AssertionError, match=r"no outbox table in \['order'\]"):
+        state.settled(cast(Any, None))
+    rows["outbox"] = []
+    assert state.settled(cast(Any, None)) == {"order": rows}

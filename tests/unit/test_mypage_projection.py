@@ -7,7 +7,7 @@ import peewee
 import pytest
 
 from bread.events.v1 import events_pb2 as ev
-from customer_svc import projection
+from customer_svc import domain, projection
 from customer_svc.models import Mypage
 from servicekit.events import ReceivedEvent, event_type
 
@@ -97,24 +97,47 @@ def test_a_refused_cancel_ends_delivered_whatever_the_order() -> None:
         )
 
 
-def test_the_reason_is_the_end_s_whatever_the_arrival_order() -> None:
-    endings = {
-        "cancel refused": [
-            (3, ev.OrderCancelRequested(order_id="o1", reason="too slow")),
-            (4, ev.OrderDelivered(order_id="o1")),
-            (5, ev.CancelRefused(order_id="o1", reason="cancel refused: delivered")),
-        ],
-        "rejected while canceling": [
-            (3, ev.OrderCancelRequested(order_id="o1", reason="too slow")),
-            (4, ev.BakeryRejected(order_id="o1", reason="out of flour")),
-            (5, ev.CancelRefused(order_id="o1", reason="cancel refused: REJECTED")),
-        ],
-    }
-    expected = {
-        "cancel refused": "cancel refused: delivered",
-        "rejected while canceling": "out of flour",
-    }
-    for name, events in endings.items():
-        for arrival in itertools.permutations(events):
-            Mypage.delete().execute()
-            assert apply([*SAGA[:2], *arrival]).reason == expected[name], (name, arrival)
+# What each event sets on a row of its own: (order, payment, bakery) status. Every event
+# the projection handles is listed, so a new handler comes with its statuses here.
+SETS: dict[type, tuple[str, str, str]] = {
+    ev.OrderPlaced: ("PAID", "", "OPEN"),
+    ev.OrderFailed: ("FAILED", "", ""),
+    ev.OrderCancelRequested: ("CANCELING", "", ""),
+    ev.TicketClosed: ("", "", "CLOSED"),
+    ev.CancelRefused: ("", "", ""),
+    ev.OrderCanceled: ("CANCELED", "", ""),
+    ev.PaymentApproved: ("", "APPROVED", ""),
+    ev.PaymentCanceled: ("", "CANCELED", ""),
+    ev.BakeryAccepted: ("CONFIRMED", "", "ACCEPTED"),
+    ev.BakeryRejected: ("REJECTED", "", "REJECTED"),
+    ev.OrderDelivered: ("DELIVERED", "", "DELIVERED"),
+}
+COLUMNS = {
+    "order_status": (0, domain.ORDER_RANK),
+    "payment_status": (1, domain.PAYMENT_RANK),
+    "bakery_status": (2, domain.BAKERY_RANK),
+}
+
+
+def test_every_handled_event_is_listed() -> None:
+    assert set(projection.handlers()) == set(SETS)
+
+
+@pytest.mark.parametrize("event", list(SETS), ids=lambda e: e.__name__)
+def test_each_event_sets_its_statuses(event: type) -> None:
+    row = apply([(0, event(order_id="o1"))])
+    assert (row.order_status, row.payment_status, row.bakery_status) == SETS[event]
+
+
+@pytest.mark.parametrize("column", list(COLUMNS))
+def test_a_status_moves_only_up_its_rank(column: str) -> None:
+    """domain.py's rank table is Mypage's transitions: from each status a row moves to each
+    higher-ranked one and stays put for any other, whichever event arrives."""
+    at, rank = COLUMNS[column]
+    setting = {sets[at]: event for event, sets in SETS.items() if sets[at]}
+    assert set(setting) == set(rank)  # each ranked status is set by some event
+    for current, new in itertools.product(rank, repeat=2):
+        Mypage.delete().execute()
+        row = apply([(0, setting[current](order_id="o1")), (1, setting[new](order_id="o1"))])
+        expected = new if rank[new] > rank[current] else current
+        assert getattr(row, column) == expected, (current, new)

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from bread.customer.v1 import mypage_pb2
 from bread.events.v1 import events_pb2 as ev
 from customer_svc import projection, timeline
+from customer_svc.convert import timeline_to_proto
 from customer_svc.models import Mypage, TimelineEvent
 from customer_svc.projection import Mypages
 from customer_svc.servicer import MypageServicer
@@ -102,7 +103,7 @@ async def test_the_timeline_is_the_order_s_events_in_order_with_their_service(
     # Arrival order is not event order: the cancel request came first here.
     await deliver(consumer, sent(REQUESTED, "order", 9))
     await deliver(consumer, sent(APPROVED, "pay", 1), sent(PLACED, "order", 2))
-    found = timeline.to_proto(await Timelines(db).get(ORDER, Caller("alice", Role.CUSTOMER)))
+    found = timeline_to_proto(await Timelines(db).get(ORDER, Caller("alice", Role.CUSTOMER)))
     assert found.order_id == ORDER and found.order_status == "CANCELING"
     assert [(e.type, e.service, e.event_time.ToDatetime()) for e in found.events] == [
         ("PaymentApproved", "pay", (T0 + timedelta(seconds=1)).replace(tzinfo=None)),

@@ -22,7 +22,7 @@ from servicekit import tracing
 from servicekit.db import Database
 from servicekit.errors import rpc
 from servicekit.events import from_amqp
-from servicekit.inbox import InboxEvent, apply_once
+from servicekit.inbox import apply_once
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox, OutboxEvent
 from tests.unit.fakes import FakeExchange, FakeIncoming, memory_database
@@ -45,7 +45,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 async def db() -> AsyncIterator[Database]:
-    database = await memory_database([InboxEvent])
+    database = await memory_database([])
     yield database
     await database.close()
 

@@ -21,7 +21,6 @@ import contextlib
 import json
 import pathlib
 from collections.abc import Iterator, MutableMapping
-from contextlib import AbstractContextManager
 from typing import Any, TextIO
 
 from opentelemetry import propagate, trace
@@ -99,10 +98,6 @@ def shutdown() -> None:
     _provider, _tracer = None, None
 
 
-def enabled() -> bool:
-    return _tracer is not None
-
-
 def server_interceptors() -> list[Any]:
     if _provider is None:
         return []
@@ -142,7 +137,7 @@ def producer_span(
     event_id: str,
     order_id: str,
     headers: MutableMapping[str, Any],
-) -> AbstractContextManager[object]:
+) -> contextlib.AbstractContextManager[object]:
     """Publishing a stored event: a producer span under the context the event was recorded
     in, whose traceparent goes into the message's headers. A no-op when not traced."""
     if _tracer is None or traceparent is None:
@@ -171,7 +166,7 @@ def _producer_span(
 
 def consumer_span(
     traceparent: str | None, event_type: str, event_id: str, order_id: str
-) -> AbstractContextManager[object]:
+) -> contextlib.AbstractContextManager[object]:
     """Applying an event: a consumer span under its producer's, current while the handler
     runs (what it records in the outbox continues the trace). A no-op when not traced."""
     if _tracer is None or traceparent is None:

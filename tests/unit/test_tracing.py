@@ -114,7 +114,6 @@ async def test_an_event_carries_its_trace_from_the_call_to_the_consumer_and_on(
 
 
 async def test_off_nothing_is_kept_sent_or_recorded(db: Database) -> None:
-    assert not tracing.enabled()
     outbox = Outbox(db, source="order")
     await db.transaction(outbox.record, PLACED, "o1")
     assert await db.run(lambda: OutboxEvent.get().trace_context) is None

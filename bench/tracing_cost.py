@@ -1,14 +1,15 @@
-"""What tracing costs per order: the saga with tracing off (TRACE_SAMPLE_RATIO=0) and with
-every order traced (1, the edge too), alternating, each on a fresh bread.
+"""What tracing costs per order: the saga with tracing off (TRACE_SAMPLE_RATIO=0), with one
+order in twenty traced (0.05, the prod overlay's share) and with every one (1), the edge's
+sampling the same, alternating, each on a fresh bread.
 
-    python -m bench.tracing_cost [--orders 1000] [--rate 100] [--rounds 2]
+    python -m bench.tracing_cost [--orders 1000] [--rate 100] [--rounds 2] [--ratios 0 0.05 1]
 
 Orders are placed at a fixed rate, so both runs do the same work per second, and each run
 waits until customer's Mypage shows every order PAID and APPROVED. Reported per run: the
 CPU milliseconds per order of each service and Envoy, net of what the same processes spend
 idle (measured before, over as long: health checks, polls, checkpoints), and orders per
-second flat out (a second saga at full speed, as `make bench` measures it). At 1 the spans
-go to the trace file (the edge's through the OTLP receiver in this process, whose CPU is the
+second flat out (a second saga at full speed, as `make bench` measures it). Traced spans go
+to the trace file (the edge's through the OTLP receiver in this process, whose CPU is the
 client's and not counted).
 """
 
@@ -50,7 +51,7 @@ def measure(
     """Orders per second flat out, and net CPU ms per order of each process."""
     with (
         tempfile.TemporaryDirectory(prefix="bread-tracing-") as tmp,
-        running_system(pathlib.Path(tmp), tracing=ratio > 0) as system,
+        running_system(pathlib.Path(tmp), trace_ratio=ratio) as system,
     ):
         base = LoadConfig(
             target=system.gateway,
@@ -87,11 +88,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="orders per second, paced")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.05, 1.0])
     args = parser.parse_args()
     print(f"| ratio | orders/s flat out | CPU ms per order: {', '.join(MEASURED)} | total |")
     print("|---|---|---|---|")
     for _ in range(args.rounds):
-        for ratio in (0.0, 1.0):
+        for ratio in args.ratios:
             flat_out, cpu = measure(ratio, args.orders, args.rate, args.concurrency)
             per = ", ".join(f"{cpu[name]:.2f}" for name in MEASURED)
             print(f"| {ratio:g} | {flat_out:.0f} | {per} | {sum(cpu.values()):.2f} |", flush=True)

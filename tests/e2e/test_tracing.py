@@ -17,7 +17,7 @@ Span = dict
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BreadSystem]:
-    with running_system(tmp_path_factory.mktemp("bread"), tracing=True) as bread:
+    with running_system(tmp_path_factory.mktemp("bread"), trace_ratio=1) as bread:
         yield bread
 
 

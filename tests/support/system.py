@@ -59,9 +59,9 @@ class BreadSystem:
     # The page's development sign-in (POST /auth/dev-token), in this process, behind the edge.
     dev_signin: bool = False
     signin_server: SignInServer | None = None
-    # Every request traced: the services and the edge (through an OTLP receiver in this
-    # process) append their spans to trace_file.
-    tracing: bool = False
+    # The share of requests traced (TRACE_SAMPLE_RATIO; 0: off): the services and the edge
+    # (through an OTLP receiver in this process) append their spans to trace_file.
+    trace_ratio: float = 0.0
     trace_server: grpc.Server | None = None
 
     @property
@@ -132,8 +132,8 @@ class BreadSystem:
             "DRAIN_SECONDS": "0.5",
             "STOP_GRACE_SECONDS": "5",
             **(
-                {"TRACE_SAMPLE_RATIO": "1", "TRACE_FILE": str(self.trace_file)}
-                if self.tracing
+                {"TRACE_SAMPLE_RATIO": str(self.trace_ratio), "TRACE_FILE": str(self.trace_file)}
+                if self.trace_ratio
                 else {}
             ),
             **self.extra_env.get(name, {}),
@@ -148,7 +148,7 @@ class BreadSystem:
                 target=self.signin_server.serve_forever, name="dev-signin", daemon=True
             ).start()
         collector = None
-        if self.tracing:
+        if self.trace_ratio:
             self.trace_server, port = trace_sink.serve(0, self.trace_file)
             collector = ("127.0.0.1", port)
         self.slots = {
@@ -166,7 +166,7 @@ class BreadSystem:
                 listen_address="127.0.0.1",
                 jwks_path=self.issuer.ensure_keys().jwks_path,
                 rate_limit=self.rate_limit,
-                trace_sample_percent=100 if self.tracing else 0,
+                trace_sample_percent=100 * self.trace_ratio,
                 trace_collector=collector,
                 dev_signin=(
                     ("127.0.0.1", self.signin_server.server_port) if self.signin_server else None

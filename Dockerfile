@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every bread service; the command picks which one runs:
 #   python -m order_svc | pay_svc | bakery_svc | customer_svc
+# Every service of servicekit/registry.py has its COPY and its port in EXPOSE below
+# (tests/k8s/test_image.py checks both).
 # It also carries what the gateway's init containers copy out: Envoy's descriptor set
 # (/app/build/bread.pb), the OpenAPI description (/app/build/openapi.json) and the web page
 # (/app/web).

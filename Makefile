@@ -30,7 +30,7 @@ proto: $(INSTALLED) ## regenerate Python code, stubs, Envoy's descriptor set and
 lint: setup ## ruff, mypy and the contract checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy servicekit order_svc pay_svc bakery_svc customer_svc ops tests bench examples scripts
+	$(BIN)/mypy servicekit $(wildcard *_svc) ops harness tests bench examples scripts
 	$(MAKE) --no-print-directory contracts
 
 contracts: setup ## buf lint, and buf breaking against main's protos/ (AGAINST=<commit or branch>)
@@ -42,7 +42,7 @@ DB ?= default
 
 REPLICAS ?= 1
 
-run: setup ## start everything in the foreground (DB=polyglot: PostgreSQL + MariaDB; REPLICAS=2; TRACE_SAMPLE_RATIO=0 stops tracing)
+run: setup ## start everything (DB=default|polyglot: SQLite, or PostgreSQL + MariaDB; REPLICAS=2; PROFILE=dev|prod: the services' mode; TRACE_SAMPLE_RATIO=0: no tracing)
 	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
 
 rollout: setup ## replace SERVICE's replicas one at a time under `make run`, without downtime
@@ -84,7 +84,7 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 	$(BIN)/pytest -q -p no:hypothesispytest -p no:anyio tests/unit
 
 clean: ## remove generated code, local data and the venv
-	rm -rf $(VENV) bread build var .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) bread build var bread.egg-info .pytest_cache .ruff_cache .mypy_cache
 
 .PHONY: help setup proto lint contracts run rollout token events trace stuck dlq redrive rebuild-mypage test test-fast clean
 

@@ -16,13 +16,14 @@ from servicekit.errors import FailedPrecondition
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
-from servicekit.paging import page
+from servicekit.paging import Listing
 from servicekit.sql import Statement, get_by, insert
 
 log = logging.getLogger(__name__)
 
 
 _INSERT = insert(Ticket)
+_LISTING = Listing(Ticket, Ticket.created, Ticket.order_id)
 _FILL = Statement(
     Ticket,
     lambda s: Ticket.update(item=s.item, qty=s.qty).where(Ticket.order_id == s.order_id),
@@ -60,10 +61,7 @@ class Tickets:
         return await self.db.run(find_ticket, order_id)
 
     async def list_page(self, status: int, page_size: int, page_token: str) -> tuple[list, str]:
-        query = Ticket.select().order_by(Ticket.created, Ticket.order_id)
-        if status:
-            query = query.where(Ticket.status == status)
-        return await self.db.run(lambda: page(query, page_size, page_token))
+        return await self.db.run(lambda: _LISTING.page(page_size, page_token, status=status))
 
     # Handlers run inside the inbox transaction.
 

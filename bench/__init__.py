@@ -1,6 +1,7 @@
-"""Load generator, resilience scenarios and the benchmark report for bread.
+"""Resilience scenarios and the benchmark report for bread; the load generator and the system
+they run against are harness/'s.
 
-python -m bench.load --target 127.0.0.1:8088 -c 100 -t 20S      # siege-like load
-python -m bench.scenario slow-pay                                 # `make load SCENARIO=...`
-python -m bench.benchmark                                         # `make bench`
+python -m harness.load --target 127.0.0.1:8088 -c 100 -t 20S    # siege-like load
+python -m bench.scenario slow-pay                               # `make load SCENARIO=...`
+python -m bench.benchmark                                       # `make bench`
 """

@@ -2,8 +2,8 @@
 
     python -m bench.benchmark [--seconds 6] [--concurrency 32] [--saga-orders 1000]
 
-One whole bread (four services, Envoy; SQLite; tests.support.system.BreadSystem) on this
-machine, loaded by bench.load from this process. Machines here are noisy and shared, so every
+One whole bread (four services, Envoy; SQLite; harness.system.BreadSystem) on this
+machine, loaded by harness.load from this process. Machines here are noisy and shared, so every
 figure is also given as a ratio to a baseline of the same run:
 
 - grpc.health.v1 Check straight to order's port: the floor of a Python grpc.aio service;
@@ -32,41 +32,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from bench.load import LoadConfig, LoadResult, run
 from bench.scenario import run_in_thread
+from harness.load import LoadConfig, LoadResult, Row, run
+from harness.system import BreadSystem, running_system
 from ops.envoy_config import envoy_binary
 from servicekit.db import open_database
-from tests.support.system import BreadSystem, running_system
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Row:
-    name: str
-    path: str
-    baseline: str  # name of the row it is compared with ("" for the floor)
-    result: LoadResult
-    cpu: dict[str, float]  # process -> CPU seconds during the measurement
-    ops: int  # operations the CPU is divided by
-    rate: float = 0.0  # operations per second
-    p50: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.rate:
-            self.rate = self.result.count(200) / self.result.elapsed if self.result.elapsed else 0
-            self.p50 = self.result.percentile(50)
-            self.p95 = self.result.percentile(95)
-            self.p99 = self.result.percentile(99)
-
-    @property
-    def errors(self) -> int:
-        return self.result.requests - self.result.count(200)
 
 
 def cpu_seconds(pid: int) -> float:

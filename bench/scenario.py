@@ -5,7 +5,7 @@
     python -m bench.scenario slow-pay --tool siege       # the same, loaded by the real siege
 
 Each run starts a whole bread (four services and Envoy, on free ports, with their own broker
-objects and databases: tests.support.system.BreadSystem), switches pay's faults on through its
+objects and databases: harness.system.BreadSystem), switches pay's faults on through its
 FaultInjection admin service, runs the load through the Envoy edge, and prints the siege-like
 summary, what Envoy saw on the order -> pay path, the behaviour issue 4 asks for (PASS/FAIL),
 and the money invariants read from order's and pay's databases. Exit status 1 if any fails.
@@ -39,14 +39,19 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import grpc
-
-from bench.envoy_stats import EjectionTimeline, delta_report, path_stats, stats
-from bench.invariants import Report, wait_settled
-from bench.load import LoadConfig, LoadResult, Protocol, run
-from bread.admin.v1 import faults_pb2, faults_pb2_grpc
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
+from bread.admin.v1 import faults_pb2
+from harness.envoy_stats import EjectionTimeline, delta_report, path_stats, stats
+from harness.invariants import Report, wait_settled
+from harness.load import LoadConfig, LoadResult, Protocol, run
+from harness.pay_faults import (
+    BASE_EJECTION,
+    HEALTH_CHECK_INTERVAL,
+    MAX_EJECTION,
+    SCENARIOS,
+    set_faults,
+)
+from harness.polling import wait_for
+from harness.system import BreadSystem, running_system
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -54,45 +59,6 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 LONGEST_LIMIT = 1.0  # slow pay: nobody waits much past the 610 ms timeout
 OVERFLOW_P95_LIMIT = 0.1  # slow pay: overflow is refused at once, not after a wait
 EJECTED_P99_LIMIT = 0.05  # failing/hung pay, once ejected: placement fails fast
-# Envoy's pay_mesh outlier detection (envoy/envoy.yaml.tmpl) and health-check interval.
-BASE_EJECTION = 5.0
-MAX_EJECTION = 10.0
-HEALTH_CHECK_INTERVAL = 1.0
-
-
-@dataclass(frozen=True)
-class Scenario:
-    faults: faults_pb2.Faults
-    what: str
-    delay: float  # default per-client pause (siege -d)
-
-
-SCENARIOS: dict[str, Scenario] = {
-    "slow-pay": Scenario(
-        faults_pb2.Faults(delay_min_ms=400, delay_max_ms=620),
-        "pay sleeps 400-620 ms per Pay; the mesh cuts a call at 610 ms",
-        0.0,
-    ),
-    "failing-pay": Scenario(
-        faults_pb2.Faults(error_rate=1.0, error_code=grpc.StatusCode.UNAVAILABLE.value[0]),
-        "every Pay answers UNAVAILABLE",
-        2.0,
-    ),
-    "hung-pay": Scenario(
-        faults_pb2.Faults(hang=True), "every Pay is accepted and never answered", 2.0
-    ),
-    "recovery": Scenario(
-        faults_pb2.Faults(error_rate=1.0, error_code=grpc.StatusCode.UNAVAILABLE.value[0]),
-        "pay answers UNAVAILABLE until Envoy ejects it, then is healthy again (no restart)",
-        2.0,
-    ),
-}
-
-
-def set_faults(system: BreadSystem, faults: faults_pb2.Faults) -> None:
-    """On pay's own port: the FaultInjection service is never reachable through the gateway."""
-    with grpc.insecure_channel(f"127.0.0.1:{system.services['pay'].port}") as channel:
-        faults_pb2_grpc.FaultInjectionStub(channel).SetFaults(faults, timeout=5)
 
 
 def ejections(system: BreadSystem) -> int:

@@ -22,9 +22,9 @@ import time
 from dataclasses import replace
 
 from bench.benchmark import CpuMeter, saga
-from bench.load import LoadConfig, run
+from harness.load import LoadConfig, run
+from harness.system import BreadSystem, running_system
 from servicekit.db import open_database
-from tests.support.system import BreadSystem, running_system
 
 MEASURED = ("order", "pay", "bakery", "customer", "envoy")
 SETTLED = (

@@ -17,12 +17,13 @@ from servicekit.db import Database, locked, one
 from servicekit.events import ReceivedEvent
 from servicekit.identity import Caller
 from servicekit.inbox import Handler, Handlers
-from servicekit.paging import page
+from servicekit.paging import Listing
 from servicekit.sql import Statement, insert
 
 _FIELDS = [f for f in Mypage._meta.sorted_fields if f is not Mypage.order_id]
 _READ = Statement(Mypage, lambda s: locked(Mypage.select().where(Mypage.order_id == s.order_id)))
 _INSERT = insert(Mypage)
+_LISTING = Listing(Mypage, Mypage.created.desc(), Mypage.order_id)
 _UPDATE = Statement(
     Mypage,
     lambda s: Mypage.update({f: getattr(s, f.name) for f in _FIELDS}).where(
@@ -129,7 +130,6 @@ class Mypages:
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str
     ) -> tuple[list, str]:
-        query = Mypage.select().order_by(Mypage.created.desc(), Mypage.order_id)
-        if customer_id:
-            query = query.where(Mypage.customer_id == customer_id)
-        return await self.db.run(lambda: page(query, page_size, page_token))
+        return await self.db.run(
+            lambda: _LISTING.page(page_size, page_token, customer_id=customer_id)
+        )

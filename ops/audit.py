@@ -1,7 +1,7 @@
 """Audit every order end to end, read straight from each service's own database.
 
 One implementation for the tests (tests/chaos, tests/faults), the chaos runner
-(`make chaos`, ops/chaos.py) and the load scenarios (bench/invariants.py is the money-only
+(`make chaos`, ops/chaos.py) and the load scenarios (harness/invariants.py is the money-only
 view of it). It lives in ops/ because all three may import ops, while tests and bench must
 not import each other.
 
@@ -45,6 +45,7 @@ from bread.bakery.v1.bakery_pb2 import TicketStatus
 from bread.order.v1.order_pb2 import OrderStatus
 from bread.pay.v1.pay_pb2 import PaymentStatus
 from ops.dead_letters import dead_letter_queues, list_dead_letters
+from servicekit import registry
 from servicekit.db import open_database
 
 UNSETTLED = frozenset({"PENDING", "CANCELING"})
@@ -402,8 +403,7 @@ def dead_letters(amqp_url: str, queue_prefix: str) -> dict[str, int]:
 
 
 def readiness_name(service: str) -> str:
-    module = __import__(f"{service}_svc.spec", fromlist=["SPEC"])
-    return str(module.SPEC.readiness_name)
+    return registry.service(service).readiness_name
 
 
 def is_ready(service: str, port: int, host: str = "127.0.0.1") -> bool:

@@ -13,7 +13,7 @@ The scenarios (one implementation, also run by tests/chaos against a test system
     races              40 cancel/deliver races, each pair sent at the same moment
     poison             an undecodable event published: dead-lettered with its error
 
-Each runs a steady load of PlaceOrder over HTTP/JSON through the edge (bench.load, the
+Each runs a steady load of PlaceOrder over HTTP/JSON through the edge (harness.load, the
 project's one load generator), causes its fault, then drives some paid orders to each end
 (accept + deliver, reject, cancel) and audits every order in every service's database
 (ops.audit), the dead-letter queues and every replica's readiness. It fails when a figure is
@@ -45,9 +45,9 @@ import aio_pika
 import grpc
 import httpx
 
-from bench.load import LoadConfig, LoadResult
-from bench.load import run as run_load
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
+from harness.load import LoadConfig, LoadResult
+from harness.load import run as run_load
 from ops.audit import Expectations, Report, audit, is_ready, read_snapshot
 from ops.faults import (
     BROKER,
@@ -63,10 +63,11 @@ from ops.faults import (
     take_down,
     wait_until,
 )
-from ops.profiles import PROFILES, SERVICES, describe
+from ops.profiles import PROFILES, describe
 from ops.run import VAR, run_database_urls, slot_ports
 from ops.tokens import DevIssuer
 from servicekit.events import Topology
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
 
 Say = Callable[[str], None]
@@ -93,7 +94,7 @@ def by_service(replicas: Iterable[Replica]) -> dict[str, list[int]]:
 
 def connection_names(target: Target) -> list[str]:
     """What each service names its broker connection (its queue)."""
-    return [f"{target.queue_prefix}.{name}" for name in SERVICES]
+    return [f"{target.queue_prefix}.{name}" for name in NAMES]
 
 
 def health_flags(admin_url: str) -> dict[int, set[str]]:
@@ -156,7 +157,7 @@ def signed_in(target: Target) -> httpx.Client:
 
 
 class SteadyLoad:
-    """bench.load placing orders through the edge, in a thread, for a bounded time."""
+    """harness.load placing orders through the edge, in a thread, for a bounded time."""
 
     def __init__(
         self, target: Target, seconds: float, rate: float = LOAD_RATE, customer: str = "chaos"
@@ -823,7 +824,7 @@ class RunningBread:
         self.conf = VAR / "supervisord.conf"
         if not self.conf.exists():
             raise SystemExit(f"{self.conf} is missing: start `make run` first")
-        self.slot_ports = {name: slot_ports(name) for name in SERVICES}
+        self.slot_ports = {name: slot_ports(name) for name in NAMES}
         self._urls = run_database_urls(profile, replicas)
         text = self.conf.read_text()
         for name, url in self._urls.items():

@@ -24,8 +24,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from ops.profiles import SERVICES
 from servicekit.events import Topology, republished
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
 
 # Headers the consumer or the broker added when the message died.
@@ -74,7 +74,7 @@ async def _drain(channel: AbstractChannel, queue_name: str) -> list[AbstractInco
 
 
 def dead_letter_queues(queue_prefix: str) -> list[str]:
-    return [Topology.dead_letter_queue(f"{queue_prefix}.{service}") for service in SERVICES]
+    return [Topology.dead_letter_queue(f"{queue_prefix}.{service}") for service in NAMES]
 
 
 async def list_dead_letters(url: str, queue_prefix: str) -> list[DeadLetter]:

@@ -2,24 +2,29 @@
 
     python -m ops.envoy_config --out var/envoy.yaml
     python -m ops.envoy_config --out - --dns --listen-address 0.0.0.0 \\
-        --upstream order=order:8081 --upstream pay=pay-headless:8082 ...
+        --upstream pay=pay-headless:8082 ...
 
-The template is the readable part; this module only fills in addresses, ports and timeouts,
-and refuses a topology Envoy would reject or that breaks the timeout ordering.
+The template (Jinja) is the readable part; this module only fills in addresses, ports and
+timeouts and the services of servicekit/registry.py, and refuses a topology Envoy would reject
+or that breaks the timeout ordering.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import shutil
-import string
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jinja2
+
+from servicekit import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -32,15 +37,6 @@ WEB_FILES = {"web_index": "index.html", "web_script": "app.js", "web_style": "st
 
 Endpoint = tuple[str, int]
 
-# Cluster name -> gRPC service; the service name is also its readiness health-check name.
-SERVICES: dict[str, str] = {
-    "order": "bread.order.v1.OrderService",
-    "pay": "bread.pay.v1.PaymentService",
-    "bakery": "bread.bakery.v1.BakeryService",
-    "customer": "bread.customer.v1.MypageService",
-}
-DEFAULT_PORTS: dict[str, int] = {"order": 8081, "pay": 8082, "bakery": 8083, "customer": 8084}
-
 # Tokens the edge accepts locally: ops.tokens issues them, `make run` keeps the key in var/keys.
 DEV_JWKS = REPO_ROOT / "var" / "keys" / "jwks.json"
 DEV_ISSUER = "bread-dev"
@@ -50,8 +46,10 @@ AUDIENCE = "bread"
 DNS_REFRESH = "2s"
 
 
-def default_upstreams() -> dict[str, list[Endpoint]]:
-    return {name: [("127.0.0.1", port)] for name, port in DEFAULT_PORTS.items()}
+def default_upstreams(dns: bool = False) -> dict[str, list[Endpoint]]:
+    """Every registered service on its port: on this machine, or (dns) at the Kubernetes
+    Service of its name."""
+    return {s.name: [(s.name if dns else "127.0.0.1", s.port)] for s in registry.SERVICES}
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class EnvoyTopology:
     # Requests per second per caller (token subject, else client address), with a burst of
     # twice that; 0 turns the limit off.
     rate_limit: int = 50
-    # "order", "pay", "bakery", "customer" -> endpoints; several endpoints = replicas.
+    # Every registered service's name -> endpoints; several endpoints = replicas.
     upstreams: Mapping[str, Sequence[Endpoint]] = field(default_factory=default_upstreams)
     # False: STATIC clusters of IP addresses. True: STRICT_DNS, for Kubernetes service names;
     # use headless services (certainly for pay) so that every pod is its own host, with its own
@@ -123,7 +121,7 @@ def render(topology: EnvoyTopology) -> str:
         "jwt_audience": json.dumps(topology.jwt_audience),
         "cors_origins": json.dumps([{"exact": origin} for origin in topology.cors_origins]),
         **{key: json.dumps(str(topology.web_root / name)) for key, name in WEB_FILES.items()},
-        **_dev_signin(topology.dev_signin),
+        "dev_signin": _endpoints([topology.dev_signin]) if topology.dev_signin else "",
         "rate_limit_percent": "100" if topology.rate_limit else "0",
         "rate_limit": str(max(topology.rate_limit, 1)),
         "rate_limit_burst": str(2 * max(topology.rate_limit, 1)),
@@ -131,13 +129,54 @@ def render(topology: EnvoyTopology) -> str:
         "place_order_timeout": _seconds(topology.place_order_timeout_ms),
         "edge_timeout": _seconds(topology.edge_timeout_ms),
         "pay_max_requests": str(topology.pay_max_requests),
-        **_tracing(topology),
+        # Tracing at the edge: a sampling share ("" when not tracing).
+        "trace_sample_percent": f"{topology.trace_sample_percent:g}"
+        if topology.trace_sample_percent
+        else "",
     }
-    for name in SERVICES:
-        values[f"{name}_discovery"] = _discovery(topology.dns)
-        values[f"{name}_endpoints"] = _endpoints(topology.upstreams[name])
-    template = string.Template(TEMPLATE_PATH.read_text())
-    return template.substitute(values)  # KeyError on a placeholder we do not fill
+    hosts = {
+        service.name: {
+            "api": service.api,
+            "discovery": _discovery(topology.dns),
+            "endpoints": _endpoints(topology.upstreams[service.name]),
+        }
+        for service in registry.SERVICES
+    }
+    edge_services = [
+        {
+            "name": service.name,
+            "api": service.api,
+            "internal_methods": service.edge.internal_methods,
+            "roles": service.edge.roles,
+        }
+        for service in registry.SERVICES
+        if service.edge
+    ]
+    # Where the edge reports its spans (OTLP/gRPC), when it does.
+    collector = topology.trace_collector if topology.trace_sample_percent else None
+    trace_collector = (
+        {"discovery": _discovery(topology.dns), "endpoints": _endpoints([collector])}
+        if collector
+        else None
+    )
+    template = _compiled(TEMPLATE_PATH.read_text())
+    return template.render(
+        values, hosts=hosts, edge_services=edge_services, trace_collector=trace_collector
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled(text: str) -> jinja2.Template:
+    """The template, compiled once per text (tests render it for every system they start)."""
+    environment = jinja2.Environment(
+        # A value the template names but we do not give is an error, not an empty string.
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # YAML, not HTML
+    )
+    return environment.from_string(text)
 
 
 def _check(t: EnvoyTopology) -> None:
@@ -145,9 +184,9 @@ def _check(t: EnvoyTopology) -> None:
         # 0 is allowed: Envoy picks a free port (tests read it back from the admin API).
         if not 0 <= port <= 65535:
             raise ValueError(f"port {port} out of range")
-    if set(t.upstreams) != set(SERVICES):
+    if set(t.upstreams) != set(registry.NAMES):
         raise ValueError(
-            f"upstreams must name exactly {sorted(SERVICES)}, got {sorted(t.upstreams)}"
+            f"upstreams must name exactly {sorted(registry.NAMES)}, got {sorted(t.upstreams)}"
         )
     for name, endpoints in t.upstreams.items():
         if not endpoints:
@@ -176,58 +215,6 @@ def _check(t: EnvoyTopology) -> None:
         raise ValueError("pay_max_requests must be positive")
     if not 0 <= t.trace_sample_percent <= 100:
         raise ValueError("trace_sample_percent must be from 0 to 100")
-
-
-def _dev_signin(endpoint: Endpoint | None) -> dict[str, str]:
-    """The route, jwt_authn rule and cluster of the development sign-in; comments without one."""
-    if endpoint is None:
-        absent = "# (none in this topology)"
-        return {"dev_signin_route": absent, "dev_signin_rule": absent, "dev_signin_cluster": absent}
-    path = "/auth/dev-token"
-    cluster = (
-        f"{{cluster_name: dev_signin, endpoints: [{{lb_endpoints: {_endpoints([endpoint])}}}]}}"
-    )
-    return {
-        "dev_signin_route": (
-            f"- {{match: {{path: {path}}}, route: {{cluster: dev_signin, timeout: 2s}}, "
-            # Who is asking, as Envoy saw the connection (whatever a client put in this header).
-            "request_headers_to_add: [{header: {key: x-bread-peer-address, "
-            "value: '%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%'}, "
-            "append_action: OVERWRITE_IF_EXISTS_OR_ADD}], "
-            "typed_per_filter_config: *not_an_rpc}"
-        ),
-        "dev_signin_rule": f"- match: {{path: {path}}}",
-        "dev_signin_cluster": (
-            "- {name: dev_signin, type: STATIC, connect_timeout: 0.25s, "
-            f"load_assignment: {cluster}}}"
-        ),
-    }
-
-
-def _tracing(t: EnvoyTopology) -> dict[str, str]:
-    """The edge's tracing block and the collector's cluster; comments when not tracing."""
-    if not t.trace_sample_percent:
-        absent = "# (not tracing)"
-        return {"edge_tracing": absent, "trace_collector_cluster": absent}
-    report = ""
-    cluster = "# (spans not reported)"
-    if t.trace_collector is not None:
-        report = ", grpc_service: {envoy_grpc: {cluster_name: otlp}, timeout: 1s}"
-        cluster = (
-            f"- {{name: otlp, {_discovery(t.dns)}, connect_timeout: 0.25s, "
-            "typed_extension_protocol_options: *h2, load_assignment: "
-            f"{{cluster_name: otlp, endpoints: [{{lb_endpoints: "
-            f"{_endpoints([t.trace_collector])}}}]}}}}"
-        )
-    return {
-        "edge_tracing": (
-            f"tracing: {{random_sampling: {{value: {t.trace_sample_percent:g}}}, provider: "
-            "{name: envoy.tracers.opentelemetry, typed_config: "
-            '{"@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig, '
-            f"service_name: edge{report}}}}}}}"
-        ),
-        "trace_collector_cluster": cluster,
-    }
 
 
 def _is_ip(host: str) -> bool:
@@ -288,9 +275,9 @@ def _endpoint_arg(text: str) -> Endpoint:
 
 def _upstream_arg(text: str) -> tuple[str, list[Endpoint]]:
     name, sep, rest = text.partition("=")
-    if not sep or name not in SERVICES:
+    if not sep or name not in registry.NAMES:
         raise argparse.ArgumentTypeError(
-            f"expected NAME=HOST:PORT[,HOST:PORT...] with NAME one of {', '.join(SERVICES)}"
+            f"expected NAME=HOST:PORT[,HOST:PORT...] with NAME one of {', '.join(registry.NAMES)}"
         )
     try:
         return name, parse_endpoints(rest)
@@ -335,7 +322,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=HOST:PORT[,HOST:PORT...]",
-        help="endpoints of one service (repeatable); default 127.0.0.1 and its default port",
+        help="endpoints of one service (repeatable); default its registered port on 127.0.0.1,"
+        " or with --dns at the host of its name",
     )
     p.add_argument("--dns", action="store_true", help="resolve hosts by DNS (Kubernetes)")
     p.add_argument("--pay-timeout-ms", type=int, default=d.pay_timeout_ms)
@@ -366,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.validate and args.out == "-":
         parser.error("--validate needs --out FILE")
-    upstreams = default_upstreams()
+    upstreams = default_upstreams(args.dns)
     upstreams.update(dict(args.upstream))
     topology = EnvoyTopology(
         edge_port=args.edge_port,

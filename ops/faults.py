@@ -72,7 +72,7 @@ class Replica:
 
 
 class Target(Protocol):
-    """A running bread: a test system (tests/support/system.py) or `make run`."""
+    """A running bread: a test system (harness/system.py) or `make run`."""
 
     @property
     def http(self) -> str: ...  # the edge, "http://host:port"

@@ -23,6 +23,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ops.run import VAR, slot_ports
+from servicekit import registry
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -131,11 +132,10 @@ class SupervisorSlots:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("service", choices=["order", "pay", "bakery", "customer"])
+    parser.add_argument("service", choices=registry.NAMES)
     parser.add_argument("--envoy-admin", default="http://127.0.0.1:9901")
     args = parser.parse_args()
-    module = __import__(f"{args.service}_svc.spec", fromlist=["SPEC"])
-    readiness = module.SPEC.readiness_name
+    readiness = registry.service(args.service).readiness_name
     rollout(
         SupervisorSlots(args.service),
         serving=lambda port: health_serving(port, readiness),

@@ -19,9 +19,11 @@ import aio_pika
 
 from ops import dev_signin, trace_sink
 from ops.databases import ensure_database
-from ops.envoy_config import DEFAULT_PORTS, Endpoint, EnvoyTopology, render
-from ops.profiles import PROFILES, SERVICES, database_urls, describe
+from ops.envoy_config import Endpoint, EnvoyTopology, render
+from ops.profiles import PROFILES, database_urls, describe
 from ops.tokens import DevIssuer
+from servicekit import registry
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -87,7 +89,7 @@ def check_broker(url: str) -> str | None:
 
 def slot_ports(service: str) -> list[int]:
     """The ports a service's replicas may use: 8081, 18081, 28081 for order."""
-    base = DEFAULT_PORTS[service]
+    base = registry.service(service).port
     return [base + 10000 * slot for slot in range(SLOTS)]
 
 
@@ -114,7 +116,7 @@ def program(
 def run_database_urls(profile: str, replicas: int) -> dict[str, str]:
     """The databases of `make run`: the profile's, with every service on a server database
     once it has more than one replica (see ops.profiles.database_urls)."""
-    return database_urls(profile, str(VAR), replicas={name: replicas for name in SERVICES})
+    return database_urls(profile, str(VAR), replicas={name: replicas for name in NAMES})
 
 
 def trace_collector(otlp_endpoint: str) -> Endpoint:
@@ -142,7 +144,8 @@ def supervisord_config(
                 "TRACE_SAMPLE_RATIO": trace_ratio,
                 "TRACE_FILE": TRACE_FILE,
             }
-            config += program(programs[-1], f"{python} -m {name}_svc", env, 20, slot <= replicas)
+            command = f"{python} -m {registry.service(name).package}"
+            config += program(programs[-1], command, env, 20, slot <= replicas)
     # One group stops the services together (each drains in parallel);
     # Envoy starts first and stops last, routing while they drain.
     config += f"\n[group:bread]\nprograms={','.join(programs)}\npriority=20\n"
@@ -165,7 +168,7 @@ def main() -> int:
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--replicas", type=int, default=1, choices=range(1, SLOTS))
     parser.add_argument(
-        "--database-url", choices=SERVICES, help="only print this service's DATABASE_URL"
+        "--database-url", choices=NAMES, help="only print this service's DATABASE_URL"
     )
     args = parser.parse_args()
     if args.database_url:
@@ -181,7 +184,7 @@ def main() -> int:
     for url in urls.values():
         ensure_database(url)
     envoy_yaml = VAR / "envoy.yaml"
-    upstreams = {name: [("127.0.0.1", port) for port in slot_ports(name)] for name in SERVICES}
+    upstreams = {name: [("127.0.0.1", port) for port in slot_ports(name)] for name in NAMES}
     # The edge verifies tokens with the development key (`make token` signs with it).
     jwks = DevIssuer().ensure_keys().jwks_path
     rate_limit = int(os.environ.get("EDGE_RATE_LIMIT", EnvoyTopology.rate_limit))
@@ -202,7 +205,7 @@ def main() -> int:
         supervisord_config(args.profile, envoy_yaml, args.replicas, trace_ratio, otlp_endpoint)
     )
     print(
-        f"bread ({args.profile}): services {', '.join(SERVICES)}; gateway and web page"
+        f"bread ({args.profile}): services {', '.join(NAMES)}; gateway and web page"
         " http://localhost:8088 (sign in there; gRPC and HTTP/JSON with `make token`);"
         f" Ctrl-C stops everything. Logs: {VAR}",
         flush=True,

@@ -29,7 +29,7 @@ from servicekit.identity import Caller
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
-from servicekit.paging import page
+from servicekit.paging import Listing
 from servicekit.sql import insert
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ SWEEP_INTERVAL_SECONDS = 5.0
 
 
 _INSERT = insert(Order)
+_LISTING = Listing(Order, Order.created.desc(), Order.id)
 
 
 class Orders:
@@ -118,10 +119,9 @@ class Orders:
     async def list_page(
         self, customer_id: str, page_size: int, page_token: str
     ) -> tuple[list, str]:
-        query = Order.select().order_by(Order.created.desc(), Order.id)
-        if customer_id:
-            query = query.where(Order.customer_id == customer_id)
-        return await self.db.run(lambda: page(query, page_size, page_token))
+        return await self.db.run(
+            lambda: _LISTING.page(page_size, page_token, customer_id=customer_id)
+        )
 
     async def cancel(self, order_id: str, reason: str, who: Caller) -> Order:
         """Ask the bakery to cancel: the order is CANCELING until it answers."""

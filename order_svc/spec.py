@@ -1,6 +1,4 @@
 from bread.order.v1 import order_pb2
 from servicekit.spec import ServiceSpec
 
-SPEC = ServiceSpec(
-    name="order", default_port=8081, api=order_pb2.DESCRIPTOR.services_by_name["OrderService"]
-)
+SPEC = ServiceSpec.registered("order", order_pb2.DESCRIPTOR.services_by_name["OrderService"])

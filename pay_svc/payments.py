@@ -16,13 +16,14 @@ from servicekit.identity import Caller
 from servicekit.inbox import Handlers
 from servicekit.logs import order_id_var
 from servicekit.outbox import Outbox
-from servicekit.paging import page
+from servicekit.paging import Listing
 from servicekit.sql import get_by, insert
 
 log = logging.getLogger(__name__)
 
 
 _INSERT = insert(Payment)
+_LISTING = Listing(Payment, Payment.created.desc(), Payment.id)
 
 
 class Payments:
@@ -94,12 +95,9 @@ class Payments:
         self, customer_id: str, order_id: str, page_size: int, page_token: str
     ) -> tuple[list, str]:
         """A page of payments, newest first; customer_id "" lists everyone's."""
-        query = Payment.select().order_by(Payment.created.desc(), Payment.id)
-        if customer_id:
-            query = query.where(Payment.customer_id == customer_id)
-        if order_id:
-            query = query.where(Payment.order_id == order_id)
-        return await self.db.run(lambda: page(query, page_size, page_token))
+        return await self.db.run(
+            lambda: _LISTING.page(page_size, page_token, customer_id=customer_id, order_id=order_id)
+        )
 
     # Compensations; handlers run inside the inbox transaction.
 

@@ -14,11 +14,11 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from harness.system import BreadSystem
 from ops.faults import ensure_servers_up
-from ops.profiles import SERVICES
-from tests.support.system import BreadSystem
+from servicekit.registry import NAMES
 
-LAYOUT: dict[str, object] = {"profile": "polyglot", "replicas": {name: 2 for name in SERVICES}}
+LAYOUT: dict[str, object] = {"profile": "polyglot", "replicas": {name: 2 for name in NAMES}}
 
 
 @pytest.hookimpl(hookwrapper=True)

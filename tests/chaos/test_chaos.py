@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.system import BreadSystem
 from ops.chaos import run_scenario
-from tests.support.system import BreadSystem
 
 pytestmark = pytest.mark.slow
 

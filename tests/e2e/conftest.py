@@ -3,7 +3,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.system import BreadSystem, running_system
+from harness.system import BreadSystem, running_system
 
 
 @pytest.fixture(scope="module")

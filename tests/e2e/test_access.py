@@ -21,10 +21,10 @@ from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from bread.customer.v1 import mypage_pb2, mypage_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from harness.polling import wait_for
+from harness.system import BreadSystem
 from ops.tokens import DevIssuer
 from servicekit.identity import ROLE_HEADER, SUBJECT_HEADER
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
 
 CAKE = {"item": "cake", "qty": 1}
 

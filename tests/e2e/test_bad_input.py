@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from bread.order.v1 import order_pb2
-from tests.support.system import BreadSystem
+from harness.system import BreadSystem
 
 
 def raw_call(system: BreadSystem, method: str, body: bytes, metadata: tuple = ()) -> grpc.RpcError:

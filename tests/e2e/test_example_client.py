@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support.processes import ROOT
-from tests.support.system import BreadSystem
+from harness.processes import ROOT
+from harness.system import BreadSystem
 
 
 def test_the_example_client_orders_follows_and_cancels(system: BreadSystem) -> None:

@@ -14,8 +14,8 @@ import pytest
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
+from harness.polling import wait_for
+from harness.system import BreadSystem
 
 GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from harness.system import BreadSystem
 from ops.envoy_config import DEFAULT_OPENAPI
-from tests.support.system import BreadSystem
 
 METHODS = ("get", "post", "put", "delete", "patch")
 # Envoy's router sets it on every answer that came from an upstream (a service), never on the

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
+from harness.polling import wait_for
+from harness.system import BreadSystem, running_system
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
-from tests.support.system import BreadSystem
+from harness.system import BreadSystem
 
 CAKE = {"item": "cake", "qty": 1, "customerId": "retrier"}
 

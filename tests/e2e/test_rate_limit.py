@@ -13,7 +13,7 @@ import grpc
 import httpx
 import pytest
 
-from tests.support.system import BreadSystem, running_system
+from harness.system import BreadSystem, running_system
 
 LIMIT = 10  # requests per second per caller; the burst is 20
 

@@ -9,9 +9,9 @@ import sys
 
 import httpx
 
-from tests.support.polling import wait_for
-from tests.support.processes import ROOT
-from tests.support.system import BreadSystem
+from harness.polling import wait_for
+from harness.processes import ROOT
+from harness.system import BreadSystem
 
 COLUMNS = (
     "order_id, customer_id, item, qty, price, order_status, payment_id, payment_status,"

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from bread.order.v1 import order_pb2, order_pb2_grpc
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
+from harness.polling import wait_for
+from harness.system import BreadSystem
 
 
 def access_log(system: BreadSystem) -> list[dict]:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.polling import wait_for
-from tests.support.system import running_system
+from harness.polling import wait_for
+from harness.system import running_system
 
 
 @pytest.fixture(scope="module", params=["default", "polyglot"])

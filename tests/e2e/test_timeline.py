@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
+from harness.polling import wait_for
+from harness.system import BreadSystem
 
 
 def test_an_order_s_timeline_shows_where_its_saga_is(system: BreadSystem) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.polling import wait_for
+from harness.system import BreadSystem, running_system
 from ops.trace import order_traces, read_spans, render
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
 
 Span = dict
 

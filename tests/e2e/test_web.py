@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.system import BreadSystem, running_system
+from harness.system import BreadSystem, running_system
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 

@@ -12,8 +12,8 @@ import grpc
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
-from tests.support.polling import wait_for
-from tests.support.system import running_system
+from harness.polling import wait_for
+from harness.system import running_system
 
 
 def test_order_killed_mid_payment_is_failed_and_never_charged(tmp_path: pathlib.Path) -> None:

@@ -13,11 +13,11 @@ import aio_pika
 import pytest
 
 from bread.events.v1 import events_pb2
+from harness.polling import wait_for
+from harness.system import BreadSystem, running_system
 from ops.dead_letters import DeadLetter, list_dead_letters, redrive
 from servicekit.events import Topology, event_type
 from servicekit.settings import DEFAULT_AMQP_URL
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
 
 
 @pytest.fixture

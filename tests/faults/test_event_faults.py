@@ -13,11 +13,11 @@ import grpc
 import pytest
 
 from bread.order.v1 import order_pb2, order_pb2_grpc
+from harness.system import BreadSystem, running_system
 from ops import faults
 from ops.audit import Expectations, read_snapshot, wait_consistent
 from ops.chaos import Outcome, drive_endings
-from ops.profiles import SERVICES
-from tests.support.system import BreadSystem, running_system
+from servicekit.registry import NAMES
 
 BURST = 512  # at least 500, in equal shares per client
 CONCURRENCY = 16
@@ -104,7 +104,7 @@ def test_kill_consumers_and_relay_owner_mid_burst(system: BreadSystem) -> None:
 
 def close_broker_connections(system: BreadSystem) -> int:
     """Close this run's AMQP connections from the broker side, as a broker restart would."""
-    return faults.close_broker_connections(f"{system.queue_prefix}.{n}" for n in SERVICES)
+    return faults.close_broker_connections(f"{system.queue_prefix}.{n}" for n in NAMES)
 
 
 def test_broker_connections_dropped_mid_burst(system: BreadSystem) -> None:

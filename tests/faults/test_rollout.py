@@ -14,11 +14,11 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from bench.load import LoadConfig, LoadResult, run
+from harness.load import LoadConfig, LoadResult, run
+from harness.system import BreadSystem, ProcessSlots, running_system
 from ops.audit import Expectations, readiness_name, wait_consistent
-from ops.profiles import SERVICES
 from ops.rollout import envoy_routes_to, health_serving, rollout
-from tests.support.system import BreadSystem, ProcessSlots, running_system
+from servicekit.registry import NAMES
 
 
 def system_with(
@@ -69,7 +69,7 @@ def roll_under_load(
 
 @pytest.fixture
 def draining(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
-    yield from system_with(tmp_path, drain="3", grace="10", services=SERVICES)
+    yield from system_with(tmp_path, drain="3", grace="10", services=NAMES)
 
 
 @pytest.fixture
@@ -78,13 +78,13 @@ def not_draining(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
 
 
 def test_rollout_of_every_service_with_draining_loses_nothing(draining: BreadSystem) -> None:
-    old = {name: set(draining.slots[name][:2]) for name in SERVICES}
-    result, rolled_at = roll_under_load(draining, SERVICES, load_seconds=66)
+    old = {name: set(draining.slots[name][:2]) for name in NAMES}
+    result, rolled_at = roll_under_load(draining, NAMES, load_seconds=66)
     print(result.summary("rollout"), f"\nrolled out in {rolled_at:.1f} s")
     assert rolled_at < 65, f"the whole rollout must happen under load ({rolled_at:.0f} s)"
     assert result.requests > 2000
     assert result.not_ok == 0, result.summary("rollout")
-    for name in SERVICES:
+    for name in NAMES:
         running = set(ProcessSlots(draining, name).running())
         assert len(running) == 2 and running != old[name], name  # both replicas are new
     told = Expectations(placed=result.placed, failed=result.failed_orders)

@@ -19,14 +19,14 @@ import grpc
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.processes import ROOT, SERVING, ServiceProcess, health_status
+from harness.system import delete_broker_objects, running_system
+from harness.tcp_proxy import TcpProxy
 from ops.run import SUPERVISORD, program
 from servicekit.server import BROKER_HEALTH
 from servicekit.settings import DEFAULT_AMQP_URL
-from tests.support.polling import wait_for
-from tests.support.ports import free_port
-from tests.support.processes import ROOT, SERVING, ServiceProcess, health_status
-from tests.support.system import delete_broker_objects, running_system
-from tests.support.tcp_proxy import TcpProxy
 
 NOT_SERVING = 2
 

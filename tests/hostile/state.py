@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from ops.profiles import SERVICES
+from harness.system import BreadSystem
 from servicekit.db import open_database
-from tests.support.system import BreadSystem
+from servicekit.registry import NAMES
 
 # Table name -> its rows, sorted; by service.
 Snapshot = dict[str, dict[str, list[tuple]]]
@@ -16,7 +16,7 @@ Snapshot = dict[str, dict[str, list[tuple]]]
 def snapshot(system: BreadSystem) -> Snapshot:
     """Every row of every table of the four services' databases."""
     state: Snapshot = {}
-    for name in SERVICES:
+    for name in NAMES:
         db = open_database(system.urls[name])
         try:
             db.connect()

@@ -20,13 +20,13 @@ import pytest
 from google.protobuf.message import Message
 
 from bread.events.v1 import events_pb2 as ev
+from harness.polling import wait_for
+from harness.processes import ROOT
+from harness.system import BreadSystem, running_system
 from ops.dead_letters import DeadLetter, list_dead_letters
 from servicekit.events import event_type
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.hostile.state import assert_unharmed, differences, processes, settled
-from tests.support.polling import wait_for
-from tests.support.processes import ROOT
-from tests.support.system import BreadSystem, running_system
 
 # Which services consume which event (their handlers; customer takes every event).
 TAKES = {

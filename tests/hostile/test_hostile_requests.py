@@ -34,11 +34,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from harness.polling import wait_for
+from harness.system import BreadSystem, running_system
 from ops.tokens import DevIssuer
 from tests.hostile.corpus import GRPC_CODES, SERVER_FAULTS, Caller, Probe, Targets, all_probes
 from tests.hostile.state import assert_unharmed, differences, processes, settled
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem, running_system
 
 pytestmark = pytest.mark.slow
 

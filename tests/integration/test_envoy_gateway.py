@@ -28,11 +28,12 @@ from grpc_reflection.v1alpha import reflection
 from bread.bakery.v1 import bakery_pb2, bakery_pb2_grpc
 from bread.order.v1 import order_pb2, order_pb2_grpc
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from harness.envoy import EnvoyProcess, start_envoy
+from harness.ports import free_port
 from ops.dev_signin import SignInServer
 from ops.envoy_config import REPO_ROOT, EnvoyTopology, envoy_binary, render
 from ops.tokens import DevIssuer
-from tests.support.envoy import EnvoyProcess, start_envoy
-from tests.support.ports import free_port
+from servicekit import registry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,7 +49,7 @@ PAGE_ORIGIN = "http://localhost:5173"
 
 def dead_upstreams() -> dict[str, list[tuple[str, int]]]:
     """Free ports where nothing listens: every service is down."""
-    return {name: [("127.0.0.1", free_port())] for name in ("order", "pay", "bakery", "customer")}
+    return {name: [("127.0.0.1", free_port())] for name in registry.NAMES}
 
 
 def local_topology(**changes: object) -> EnvoyTopology:

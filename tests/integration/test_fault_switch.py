@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from bread.admin.v1 import faults_pb2, faults_pb2_grpc
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.system import delete_broker_objects
+from harness.ports import free_port
+from harness.processes import ServiceProcess
+from harness.system import delete_broker_objects
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,10 @@ import peewee
 import pytest
 from playhouse.migrate import SchemaMigrator
 
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.processes import ServiceProcess
+from harness.system import delete_broker_objects
 from ops.databases import drop_database, ensure_database
 from ops.profiles import MARIADB, POSTGRESQL
 from order_svc.migrations import SCHEMA as ORDER
@@ -28,10 +32,6 @@ from servicekit.inbox import InboxEvent
 from servicekit.migrations import TABLE, Schema, Step, add_column, migrate
 from servicekit.outbox import Outbox, OutboxEvent
 from servicekit.shared_schema import SHARED
-from tests.support.polling import wait_for
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
-from tests.support.system import delete_broker_objects
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 # Older than the inbox keeps rows (INBOX_RETENTION_DAYS).

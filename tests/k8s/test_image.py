@@ -14,11 +14,12 @@ import shutil
 import subprocess
 import sys
 
-from tests.k8s.manifests import ROOT, SERVICES
+from servicekit.registry import SERVICES
+from tests.k8s.manifests import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 FINAL_STAGE = re.split(r"^FROM ", DOCKERFILE, flags=re.MULTILINE)[-1]
-PACKAGES = ("servicekit", *(f"{s}_svc" for s in SERVICES))
+PACKAGES = ("servicekit", *(s.package for s in SERVICES))
 
 
 def context_paths() -> list[str]:
@@ -59,6 +60,11 @@ def test_dockerfile_copies_only_what_the_context_has() -> None:
     # Every service package and the kit are in the image.
     copied = {s for stage, sources, _ in copies() if stage is None for s in sources}
     assert set(PACKAGES) <= copied
+
+
+def test_the_image_exposes_every_registered_port() -> None:
+    (exposed,) = re.findall(r"^EXPOSE (.+)$", FINAL_STAGE, re.MULTILINE)
+    assert sorted(int(port) for port in exposed.split()) == sorted(s.port for s in SERVICES)
 
 
 def test_generator_pins_exist() -> None:

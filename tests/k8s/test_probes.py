@@ -31,12 +31,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.system import delete_broker_objects
 from ops.databases import drop_database, ensure_database
 from servicekit.settings import DEFAULT_AMQP_URL
 from tests.k8s.manifests import ROOT, SERVICES, Manifests, containers, pod_spec
-from tests.support.polling import wait_for
-from tests.support.ports import free_port
-from tests.support.system import delete_broker_objects
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.envoy_stats import stats
-from tests.support.system import BreadSystem, running_system
+from harness.envoy_stats import stats
+from harness.system import BreadSystem, running_system
 
 
 @pytest.fixture

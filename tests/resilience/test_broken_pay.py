@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import pytest
 
-from bench.invariants import wait_settled
-from bench.load import LoadConfig, run
-from bench.scenario import SCENARIOS, set_faults
+from harness.invariants import wait_settled
+from harness.load import LoadConfig, run
+from harness.pay_faults import SCENARIOS, set_faults
+from harness.polling import wait_for
+from harness.system import BreadSystem
 from tests.resilience.conftest import mesh
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
 
 pytestmark = pytest.mark.timeout(120)
 

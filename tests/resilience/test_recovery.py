@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from bench.invariants import wait_settled
-from bench.scenario import BASE_EJECTION, HEALTH_CHECK_INTERVAL, SCENARIOS, set_faults
 from bread.admin.v1 import faults_pb2
+from harness.invariants import wait_settled
+from harness.pay_faults import BASE_EJECTION, HEALTH_CHECK_INTERVAL, SCENARIOS, set_faults
+from harness.polling import wait_for
+from harness.system import BreadSystem
 from tests.resilience.conftest import mesh
-from tests.support.polling import wait_for
-from tests.support.system import BreadSystem
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.invariants import wait_settled
-from bench.load import LoadConfig, run
-from bench.scenario import SCENARIOS, set_faults
+from harness.invariants import wait_settled
+from harness.load import LoadConfig, run
+from harness.pay_faults import SCENARIOS, set_faults
+from harness.system import BreadSystem
 from tests.resilience.conftest import edge_overflow, mesh
-from tests.support.system import BreadSystem
 
 pytestmark = pytest.mark.timeout(120)
 

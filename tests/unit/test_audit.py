@@ -1,5 +1,5 @@
 """The audit every fault test and `make chaos` rely on (ops/audit.py), and its money view that
-the load scenarios rely on (bench/invariants.py), on deliberately bad data: each broken rule
+the load scenarios rely on (harness/invariants.py), on deliberately bad data: each broken rule
 must be reported, and a consistent system must pass."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pathlib
 import peewee
 import pytest
 
-from bench.invariants import check_money, wait_settled
 from bread.order.v1.order_pb2 import OrderStatus
 from bread.pay.v1.pay_pb2 import PaymentStatus
+from harness.invariants import check_money, wait_settled
 from ops.audit import Expectations, MypageRow, OrderRow, PaymentRow, Snapshot, check
 from order_svc.models import Order
 from pay_svc.models import Payment

@@ -1,4 +1,4 @@
-"""bench.load's counting, which the resilience, fault and benchmark tests judge by: siege's
+"""harness.load's counting, which the resilience, fault and benchmark tests judge by: siege's
 figures, which orders a client was told are placed or FAILED, the order id found in an
 error, and how a figure a test asserts to be zero is read."""
 
@@ -14,8 +14,7 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from bench.benchmark import Row
-from bench.load import GrpcClient, HttpClient, LoadConfig, LoadResult, Outcome
+from harness.load import GrpcClient, HttpClient, LoadConfig, LoadResult, Outcome, Row
 
 CONFIG = LoadConfig(target="127.0.0.1:9")
 STATUSES = [200, 201, 302, 400, 401, 404, 409, 429, 500, 503, 504, 0]

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 
-from bench.load import FAILED_ORDER
 from bread.events.v1 import events_pb2 as ev
+from harness.load import FAILED_ORDER
 from order_svc.domain import (
     CANCELED,
     CANCELING,
@@ -147,7 +147,7 @@ async def test_a_failed_payment_fails_the_order(
     pay.fail(code, "card says no")
     with pytest.raises(error) as raised:
         await orders.place("donut", 3, "alice", request_id="r1")
-    # The client is told which order failed, in the words bench.load looks for.
+    # The client is told which order failed, in the words harness.load looks for.
     found = FAILED_ORDER.search(str(raised.value))
     assert found is not None, str(raised.value)
     order_id = found.group(1)

@@ -11,9 +11,10 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.polling import wait_for
+from harness.polling import wait_for
+from servicekit import registry
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -36,13 +37,12 @@ class ServiceProcess:
 
     @property
     def readiness_name(self) -> str:
-        module = __import__(f"{self.name}_svc.spec", fromlist=["SPEC"])
-        return str(module.SPEC.readiness_name)
+        return registry.service(self.name).readiness_name
 
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"{self.name}_svc"],
+            [sys.executable, "-m", registry.service(self.name).package],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -1,7 +1,7 @@
 """Siege-like load generator for bread: N concurrent clients through the Envoy edge.
 
-    python -m bench.load --target 127.0.0.1:8088 --protocol http --mix place -c 100 -t 20S
-    python -m bench.load --target 127.0.0.1:8088 --protocol grpc --mix mixed -c 30 -n 5000
+    python -m harness.load --target 127.0.0.1:8088 --protocol http --mix place -c 100 -t 20S
+    python -m harness.load --target 127.0.0.1:8088 --protocol grpc --mix mixed -c 30 -n 5000
 
 Also a library (`run(LoadConfig(...)) -> LoadResult`) for tests, scenarios and the benchmark.
 
@@ -226,7 +226,7 @@ class LoadResult:
         c = self.config
         mb = self.bytes_received / 1e6
         lines = [
-            f"** {title or 'bench.load'}: {c.protocol} {c.mix} -c{c.concurrency} "
+            f"** {title or 'harness.load'}: {c.protocol} {c.mix} -c{c.concurrency} "
             + (f"-n{c.requests}" if c.requests else f"-t{c.duration:g}S")
             + (f" rate<={c.rate:g}/s" if c.rate else "")
             + f" -> {c.target}",
@@ -300,6 +300,34 @@ class LoadResult:
 
 
 # ------------------------------------------------------------------------------ clients
+
+
+@dataclass
+class Row:
+    """One operation's line in `make bench`'s table: its rate and percentiles, and the CPU
+    each process spent on it; anything but a 200 counts as an error."""
+
+    name: str
+    path: str
+    baseline: str  # name of the row it is compared with ("" for the floor)
+    result: LoadResult
+    cpu: dict[str, float]  # process -> CPU seconds during the measurement
+    ops: int  # operations the CPU is divided by
+    rate: float = 0.0  # operations per second
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.rate:
+            self.rate = self.result.count(200) / self.result.elapsed if self.result.elapsed else 0
+            self.p50 = self.result.percentile(50)
+            self.p95 = self.result.percentile(95)
+            self.p99 = self.result.percentile(99)
+
+    @property
+    def errors(self) -> int:
+        return self.result.requests - self.result.count(200)
 
 
 class Client:
@@ -398,7 +426,7 @@ class HttpClient(Client):
         self.host, self.port = host or hostport, int(port or 80)
         self.timeout = timeout
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.head = f"Host: {hostport}\r\nUser-Agent: bench.load\r\nAccept: application/json\r\n"
+        self.head = f"Host: {hostport}\r\nUser-Agent: harness.load\r\nAccept: application/json\r\n"
         if token:
             self.head += f"Authorization: Bearer {token}\r\n"
 
@@ -591,7 +619,7 @@ def parse_duration(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.load", description=__doc__.split("\n")[0])
     p.add_argument("--target", default="127.0.0.1:8088", help="host:port (default: the edge)")
     p.add_argument("--protocol", choices=["grpc", "http"], default="http")
     p.add_argument("--mix", choices=MIXES, default="place")

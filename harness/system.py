@@ -1,4 +1,5 @@
-"""The whole of bread as real processes: four services and Envoy, for one test run.
+"""The whole of bread as real processes: every registered service and Envoy, for one test,
+benchmark or scenario run.
 
 Each system gets its own exchange and queue prefix, its own SQLite files or
 uniquely named PostgreSQL/MariaDB databases, and free ports, so runs never see
@@ -24,20 +25,22 @@ import aio_pika
 import grpc
 import httpx
 
+from harness.envoy import EnvoyProcess, start_envoy
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.processes import ServiceProcess
 from ops import trace_sink
 from ops.databases import drop_database, ensure_database
 from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
 from ops.faults import Replica
-from ops.profiles import SERVICES, database_urls
+from ops.profiles import database_urls
 from ops.rollout import envoy_routes_to
 from ops.tokens import DevIssuer
+from servicekit import registry
 from servicekit.events import Topology
+from servicekit.registry import NAMES
 from servicekit.settings import DEFAULT_AMQP_URL
-from tests.support.envoy import EnvoyProcess, start_envoy
-from tests.support.polling import wait_for
-from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess
 
 
 @dataclass
@@ -155,7 +158,7 @@ class BreadSystem:
             name: [
                 free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
             ]
-            for name in SERVICES
+            for name in NAMES
         }
         self.envoy = start_envoy(
             EnvoyTopology(
@@ -190,7 +193,7 @@ class BreadSystem:
 
     def wait_gateway_ready(self, timeout: float = 20.0) -> None:
         """Until Envoy's health checks have found every service."""
-        probes = ["/menu", "/payments", "/bakeries", "/mypages"]
+        probes = [service.edge.probe for service in registry.SERVICES if service.edge]
         with self.client(timeout=2) as client:
             for path in probes:
                 wait_for(
@@ -264,7 +267,7 @@ def delete_broker_objects(exchange: str, queue_prefix: str) -> None:
         connection = await aio_pika.connect(DEFAULT_AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            for name in SERVICES:
+            for name in NAMES:
                 queue = f"{queue_prefix}.{name}"
                 await channel.queue_delete(queue)
                 await channel.queue_delete(topology.dead_letter_queue(queue))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.support.ports import free_port
+from harness.ports import free_port
 
 
 class TcpProxy:

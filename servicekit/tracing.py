@@ -119,8 +119,8 @@ def tag_order(order_id: str) -> None:
 
 def current_traceparent() -> str | None:
     """The trace context in play as a traceparent header (kept in an outbox row); None
-    when tracing is off or nothing is traced."""
-    if _tracer is None:
+    when tracing is off or the trace is not sampled: its events then cost no span at all."""
+    if _tracer is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)

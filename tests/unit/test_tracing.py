@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from bread.events.v1 import events_pb2 as ev
 from bread.order.v1.order_pb2 import GetMenuRequest
@@ -111,6 +112,20 @@ async def test_an_event_carries_its_trace_from_the_call_to_the_consumer_and_on(
     )
     assert apply.context is not None
     assert ids(caused.trace_context) == (f"{trace_id:032x}", f"{apply.context.span_id:016x}")
+
+
+async def test_an_unsampled_trace_leaves_its_events_untraced(
+    spans: InMemorySpanExporter, db: Database
+) -> None:
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("calls")
+    outbox = Outbox(db, source="order")
+    with unsampled.start_as_current_span("PlaceOrder"):
+        await db.transaction(outbox.record, PLACED, "o1")
+    assert await db.run(lambda: OutboxEvent.get().trace_context) is None
+    exchange = FakeExchange("bread.events")
+    await outbox.publish_batch(exchange.typed())
+    ((message, _),) = exchange.published
+    assert message.headers == {} and spans.get_finished_spans() == ()
 
 
 async def test_off_nothing_is_kept_sent_or_recorded(db: Database) -> None:

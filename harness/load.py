@@ -302,34 +302,6 @@ class LoadResult:
 # ------------------------------------------------------------------------------ clients
 
 
-@dataclass
-class Row:
-    """One operation's line in `make bench`'s table: its rate and percentiles, and the CPU
-    each process spent on it; anything but a 200 counts as an error."""
-
-    name: str
-    path: str
-    baseline: str  # name of the row it is compared with ("" for the floor)
-    result: LoadResult
-    cpu: dict[str, float]  # process -> CPU seconds during the measurement
-    ops: int  # operations the CPU is divided by
-    rate: float = 0.0  # operations per second
-    p50: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.rate:
-            self.rate = self.result.count(200) / self.result.elapsed if self.result.elapsed else 0
-            self.p50 = self.result.percentile(50)
-            self.p95 = self.result.percentile(95)
-            self.p99 = self.result.percentile(99)
-
-    @property
-    def errors(self) -> int:
-        return self.result.requests - self.result.count(200)
-
-
 class Client:
     """One protocol's operations; every failure becomes an Outcome, never an exception."""
 

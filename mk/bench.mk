@@ -10,7 +10,13 @@ LOAD_ARGS = $(if $(CLIENTS),-c $(CLIENTS)) $(if $(DURATION),-t $(DURATION)) \
 load: setup ## resilience scenario SCENARIO=slow-pay|failing-pay|hung-pay|recovery|all (TOOL=siege)
 	$(PY) -m bench.scenario $(SCENARIO) $(LOAD_ARGS)
 
-bench: setup ## benchmark vs a no-op baseline, markdown table also in bench/results/latest.md
-	$(PY) -m bench.benchmark
+# make bench                    wrk and h2load against every row, then a 60 s sustained run
+# make bench SUSTAINED=20        a shorter sustained run (0: none)
+# make profile SERVICE=order SECONDS=20    py-spy flame graph under POST /orders load
+bench: setup ## wrk/h2load rows vs same-run baselines, 60 s sustained run (SUSTAINED=s); bench/results/latest.md
+	$(PY) -m bench.benchmark $(if $(SUSTAINED),--sustained $(SUSTAINED))
 
-.PHONY: load bench
+profile: setup ## py-spy flame graph of SERVICE=order|pay|bakery|customer under POST /orders load (SECONDS=20), in var/
+	$(PY) -m bench.profile $(or $(SERVICE),order) --seconds $(or $(SECONDS),20)
+
+.PHONY: load bench profile

@@ -14,7 +14,7 @@ from typing import Any, cast
 import grpc
 import pytest
 
-from harness.load import GrpcClient, HttpClient, LoadConfig, LoadResult, Outcome, Row
+from harness.load import GrpcClient, HttpClient, LoadConfig, LoadResult, Outcome
 
 CONFIG = LoadConfig(target="127.0.0.1:9")
 STATUSES = [200, 201, 302, 400, 401, 404, 409, 429, 500, 503, 504, 0]
@@ -69,11 +69,6 @@ def test_outcomes_without_an_order_or_not_placements_name_no_order() -> None:
     result.add(0, 0.1, Outcome(503, "503"), place=True)  # refused before any order existed
     result.add(0, 0.1, Outcome(200, "200", order_id="o1"), place=False)  # a GetOrder
     assert (result.placed, result.failed_orders) == ([], [])
-
-
-def test_the_benchmark_counts_anything_but_200_as_an_error() -> None:
-    row = Row("place", "POST /orders", "", result_of(STATUSES), cpu={}, ops=0)
-    assert row.errors == 11 and row.rate == 0.5
 
 
 def test_a_run_refused_every_time_is_not_a_clean_run() -> None:

@@ -7,8 +7,8 @@ sampling the same, alternating, each on a fresh bread.
 Orders are placed at a fixed rate, so both runs do the same work per second, and each run
 waits until customer's Mypage shows every order PAID and APPROVED. Reported per run: the
 CPU milliseconds per order of each service and Envoy, net of what the same processes spend
-idle (measured before, over as long: health checks, polls, checkpoints), and orders per
-second flat out (a second saga at full speed, as `make bench` measures it). Traced spans go
+idle (measured before, over as long: health checks, polls, checkpoints), and the orders
+per second PlaceOrder answers as placed flat out for 5 s afterwards. Traced spans go
 to the trace file (the edge's through the OTLP receiver in this process, whose CPU is the
 client's and not counted).
 """
@@ -21,7 +21,8 @@ import tempfile
 import time
 from dataclasses import replace
 
-from bench.benchmark import CpuMeter, saga
+from bench.benchmark import system_pids
+from bench.procstat import CpuMeter
 from harness.load import LoadConfig, run
 from harness.system import BreadSystem, running_system
 from servicekit.db import open_database
@@ -60,7 +61,7 @@ def measure(
             concurrency=concurrency,
             token=system.token(),
         )
-        meter = CpuMeter(system)
+        meter = CpuMeter(system_pids(system))
         warm_up = run(replace(base, requests=200, customer_id="warm-up"))
         settle(system, "warm-up", len(warm_up.placed))
         idle_before, idle_started = meter.snapshot(), time.monotonic()
@@ -77,9 +78,9 @@ def measure(
             name: 1000 * (after[name] - before[name] - idle_rate[name] * elapsed)
             for name in MEASURED
         }
-        flat_out, _, span, _ = saga(system, meter, base, orders)
+        flat_out = run(replace(base, duration=5.0, customer_id="flat-out"))
         per_order = {name: cpu[name] / len(result.placed) for name in MEASURED}
-        return len(flat_out.placed) / span, per_order
+        return len(flat_out.placed) / flat_out.elapsed, per_order
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from bench.benchmark import AGAIN, Row, baseline_rate
 from bench.profile import frames, own_samples
+from bench.soak import Sample, still_growing
 from harness.tools import ToolRun
 
 
@@ -55,3 +56,12 @@ def test_own_samples_are_a_frames_width_less_its_childrens() -> None:
     own, total = own_samples(frames(SVG))
     assert total == 10
     assert own == {"<lambda> (app.py:5)": 5, "main (app.py:1)": 2, "leaf (app.py:9)": 3}
+
+
+def test_memory_that_keeps_growing_in_the_second_half_is_not_levelled_off() -> None:
+    def samples(series: list[float]) -> list[Sample]:
+        return [(30.0 * i, {"order": mb}) for i, mb in enumerate(series)]
+
+    assert still_growing(samples([58, 62, 64, 66, 68, 70, 72, 74]), "order")
+    assert not still_growing(samples([58, 66, 69, 70, 70, 70.5, 70, 70.8]), "order")
+    assert not still_growing(samples([67, 67, 67]), "order")  # too short to tell

@@ -77,7 +77,7 @@ class Statement:
 
     def select(self, **values: Any) -> list[Any]:
         """A SELECT's rows as instances of the model."""
-        return [self.model(**self._as_dict(row)) for row in self.run(**values).fetchall()]
+        return [_loaded(self.model, self._as_dict(row)) for row in self.run(**values).fetchall()]
 
     def _as_dict(self, row: Sequence[Any]) -> dict[str, Any]:
         return {f.name: f.python_value(v) for f, v in zip(self._columns, row, strict=True)}
@@ -128,4 +128,10 @@ def get_by(field: peewee.Field, value: Any) -> Any:
             model, lambda s: model.select().where(field == s.value)
         )
     row = statement.first(value=value)
-    return None if row is None else field.model(**row)
+    return None if row is None else _loaded(field.model, row)
+
+
+def _loaded(model: type[peewee.Model], row: dict[str, Any]) -> Any:
+    """A model instance of a row read from the database: every column is given, so
+    no defaults are made first (peewee builds the rows of its own queries so)."""
+    return model(__no_default__=1, **row)

@@ -24,7 +24,7 @@ from ops.profiles import PROFILES, database_urls, describe
 from ops.tokens import DevIssuer
 from servicekit import registry
 from servicekit.registry import NAMES
-from servicekit.settings import DEFAULT_AMQP_URL
+from servicekit.settings import DEFAULT_AMQP_URL, sample_ratio
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -171,6 +171,11 @@ def main() -> int:
         "--database-url", choices=NAMES, help="only print this service's DATABASE_URL"
     )
     args = parser.parse_args()
+    try:
+        # Every order is traced unless told otherwise (TRACE_SAMPLE_RATIO=0 turns tracing off).
+        trace_ratio = sample_ratio(os.environ.get("TRACE_SAMPLE_RATIO", "1"))
+    except ValueError as bad:
+        parser.error(str(bad))
     if args.database_url:
         print(run_database_urls(args.profile, args.replicas)[args.database_url])
         return 0
@@ -188,8 +193,6 @@ def main() -> int:
     # The edge verifies tokens with the development key (`make token` signs with it).
     jwks = DevIssuer().ensure_keys().jwks_path
     rate_limit = int(os.environ.get("EDGE_RATE_LIMIT", EnvoyTopology.rate_limit))
-    # Every order is traced unless told otherwise (TRACE_SAMPLE_RATIO=0 turns tracing off).
-    trace_ratio = float(os.environ.get("TRACE_SAMPLE_RATIO", "1"))
     otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     topology = EnvoyTopology(
         upstreams=upstreams,

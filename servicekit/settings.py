@@ -70,7 +70,7 @@ class Settings:
             log_level=environ.get("LOG_LEVEL", "INFO"),
             profile=_profile(environ.get("PROFILE", "dev")),
             fault_injection=environ.get("FAULT_INJECTION", "off") == "on",
-            trace_sample_ratio=_ratio(environ.get("TRACE_SAMPLE_RATIO", "0")),
+            trace_sample_ratio=sample_ratio(environ.get("TRACE_SAMPLE_RATIO", "0")),
             otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
             trace_file=environ.get("TRACE_FILE", "var/traces.jsonl"),
             inbox_retention_days=_inbox_retention(environ.get("INBOX_RETENTION_DAYS", "8")),
@@ -88,7 +88,8 @@ def _profile(value: str) -> str:
     return value
 
 
-def _ratio(value: str) -> float:
+def sample_ratio(value: str) -> float:
+    """TRACE_SAMPLE_RATIO as a number from 0 to 1; ValueError saying so otherwise."""
     try:
         ratio = float(value)
     except ValueError:

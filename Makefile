@@ -44,7 +44,7 @@ DB ?= default
 
 REPLICAS ?= 1
 
-run: setup ## start everything (DB=default|polyglot: SQLite, or PostgreSQL + MariaDB; REPLICAS=2; PROFILE=dev|prod: the services' mode)
+run: setup ## start everything (DB=default|polyglot: SQLite, or PostgreSQL + MariaDB; REPLICAS=2; PROFILE=dev|prod: the services' mode; TRACE_SAMPLE_RATIO=0: no tracing)
 	$(PY) -m ops.run --profile $(DB) --replicas $(REPLICAS)
 
 observe: setup ## Prometheus (Debian's) on :9090 scraping `make run`, with the alerts; data in var/
@@ -61,6 +61,14 @@ token: setup ## print a development token (ROLE=customer|baker|operator SUB=alic
 
 events: setup ## print domain events as they flow (FROM_START=1 replays the log first)
 	$(PY) -m ops.watch_events $(if $(FROM_START),--from-start)
+
+trace: setup ## print ORDER's traces from `make run`'s trace file as span trees with durations
+	@$(PY) -m ops.trace $(ORDER)
+
+THRESHOLD ?= 60
+
+stuck: setup ## list orders of a running `make run` (same DB, REPLICAS) waiting over THRESHOLD seconds, with their last event
+	@$(PY) -m ops.stuck --profile $(DB) --replicas $(REPLICAS) --threshold $(THRESHOLD)
 
 dlq: setup ## list dead-lettered events of every service with their error (QUEUE_PREFIX=bread)
 	$(PY) -m ops.dead_letters list
@@ -83,6 +91,6 @@ test-fast: setup ## the unit tests only: every use case on in-memory SQLite with
 clean: ## remove generated code, local data and the venv
 	rm -rf $(VENV) bread build var bread.egg-info .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help setup proto lint contracts run observe rollout token events dlq redrive rebuild-mypage test test-fast clean
+.PHONY: help setup proto lint contracts run observe rollout token events trace stuck dlq redrive rebuild-mypage test test-fast clean
 
 include $(wildcard mk/*.mk)

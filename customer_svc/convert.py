@@ -1,9 +1,10 @@
-"""Translation between Mypage rows and their protobuf message, for the servicer."""
+"""Translation between customer's rows and their protobuf messages, for the servicer."""
 
 from __future__ import annotations
 
 from bread.customer.v1 import mypage_pb2
 from customer_svc.models import Mypage
+from customer_svc.timeline import Timeline
 from servicekit.clock import to_timestamp
 
 
@@ -21,4 +22,20 @@ def mypage_to_proto(row: Mypage) -> mypage_pb2.Mypage:
         reason=row.reason,
         create_time=to_timestamp(row.created),
         update_time=to_timestamp(row.updated),
+    )
+
+
+def timeline_to_proto(timeline: Timeline) -> mypage_pb2.GetOrderTimelineResponse:
+    return mypage_pb2.GetOrderTimelineResponse(
+        order_id=timeline.order_id,
+        order_status=timeline.order_status,
+        events=[
+            mypage_pb2.TimelineEvent(
+                event_time=to_timestamp(event.event_time),
+                service=event.service,
+                type=event.type_name.rsplit(".", 1)[-1],
+                event_id=event.event_id,
+            )
+            for event in timeline.events
+        ],
     )

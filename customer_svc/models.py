@@ -1,4 +1,4 @@
-"""customer_svc's read model: one Mypage row per order."""
+"""customer_svc's read models: one Mypage row per order, and each order's timeline."""
 
 import peewee
 
@@ -21,3 +21,20 @@ class Mypage(peewee.Model):
 
     class Meta:
         table_name = "mypages"
+
+
+class TimelineEvent(peewee.Model):
+    """One event customer applied, for GET /orders/{id}/timeline; written in the consumer's
+    transaction, a batch's rows in one insert."""
+
+    id = peewee.AutoField()
+    order_id = peewee.CharField(max_length=36)
+    event_id = peewee.CharField(max_length=36)
+    type_name = peewee.CharField(max_length=100)
+    # The emitting service (AMQP app_id).
+    service = peewee.CharField(max_length=32, default="")
+    event_time = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "timeline"
+        indexes = ((("order_id", "event_time"), False),)

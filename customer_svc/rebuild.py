@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from customer_svc import projection
+from customer_svc import projection, timeline
 from customer_svc.migrations import SCHEMA
-from customer_svc.models import Mypage
+from customer_svc.models import Mypage, TimelineEvent
 from customer_svc.spec import SPEC
 from servicekit.db import Database
 from servicekit.events import Topology
@@ -28,10 +28,16 @@ async def rebuild(settings: Settings, reset: bool) -> int:
     db = Database(settings.database_url, [*SCHEMA.models, *SHARED.models])
     await db.connect([SHARED, SCHEMA])
     if reset:
-        await db.transaction(lambda: (Mypage.delete().execute(), InboxEvent.delete().execute()))
+        await db.transaction(
+            lambda: [model.delete().execute() for model in (Mypage, TimelineEvent, InboxEvent)]
+        )
     try:
         return await replay(
-            db, settings.amqp_url, Topology(settings.exchange), projection.handlers()
+            db,
+            settings.amqp_url,
+            Topology(settings.exchange),
+            projection.handlers(),
+            on_applied=timeline.record,
         )
     finally:
         await db.close()

@@ -29,6 +29,7 @@ from harness.envoy import EnvoyProcess, start_envoy
 from harness.polling import wait_for
 from harness.ports import free_port
 from harness.processes import ServiceProcess
+from ops import trace_sink
 from ops.databases import drop_database, ensure_database
 from ops.dev_signin import SignInServer
 from ops.envoy_config import EnvoyTopology
@@ -61,6 +62,14 @@ class BreadSystem:
     # The page's development sign-in (POST /auth/dev-token), in this process, behind the edge.
     dev_signin: bool = False
     signin_server: SignInServer | None = None
+    # The share of requests traced (TRACE_SAMPLE_RATIO; 0: off): the services and the edge
+    # (through an OTLP receiver in this process) append their spans to trace_file.
+    trace_ratio: float = 0.0
+    trace_server: grpc.Server | None = None
+
+    @property
+    def trace_file(self) -> pathlib.Path:
+        return self.tmp / "traces.jsonl"
 
     @property
     def exchange(self) -> str:
@@ -125,6 +134,11 @@ class BreadSystem:
             "FAULT_INJECTION": "on",
             "DRAIN_SECONDS": "0.5",
             "STOP_GRACE_SECONDS": "5",
+            **(
+                {"TRACE_SAMPLE_RATIO": str(self.trace_ratio), "TRACE_FILE": str(self.trace_file)}
+                if self.trace_ratio
+                else {}
+            ),
             **self.extra_env.get(name, {}),
         }
 
@@ -136,6 +150,10 @@ class BreadSystem:
             threading.Thread(
                 target=self.signin_server.serve_forever, name="dev-signin", daemon=True
             ).start()
+        collector = None
+        if self.trace_ratio:
+            self.trace_server, port = trace_sink.serve(0, self.trace_file)
+            collector = ("127.0.0.1", port)
         self.slots = {
             name: [
                 free_port() for _ in range(self.replicas[name] + 1 if name in self.replicas else 1)
@@ -151,6 +169,8 @@ class BreadSystem:
                 listen_address="127.0.0.1",
                 jwks_path=self.issuer.ensure_keys().jwks_path,
                 rate_limit=self.rate_limit,
+                trace_sample_percent=100 * self.trace_ratio,
+                trace_collector=collector,
                 dev_signin=(
                     ("127.0.0.1", self.signin_server.server_port) if self.signin_server else None
                 ),
@@ -229,6 +249,8 @@ class BreadSystem:
                 process.kill()
         if self.envoy is not None:
             self.envoy.stop()
+        if self.trace_server is not None:
+            self.trace_server.stop(grace=None)
         if self.signin_server is not None:
             self.signin_server.shutdown()
             self.signin_server.server_close()

@@ -99,6 +99,13 @@ class EnvoyTopology:
     edge_timeout_ms: int = 5000
     # order -> pay circuit breaker: concurrent requests (and connections, pending) to pay.
     pay_max_requests: int = 64
+    # Share of requests (percent) whose trace the edge starts sampled (TRACE_SAMPLE_RATIO x 100;
+    # a client's own traceparent keeps its decision); 0: the edge does not trace. The mesh
+    # never traces: it passes order's traceparent on to pay untouched.
+    trace_sample_percent: float = 0.0
+    # Where the edge reports its spans (OTLP/gRPC); None: nowhere, its traceparent still
+    # starts the trace the services continue.
+    trace_collector: Endpoint | None = None
 
 
 def render(topology: EnvoyTopology) -> str:
@@ -129,6 +136,10 @@ def render(topology: EnvoyTopology) -> str:
         "place_order_timeout": _seconds(topology.place_order_timeout_ms),
         "edge_timeout": _seconds(topology.edge_timeout_ms),
         "pay_max_requests": str(topology.pay_max_requests),
+        # Tracing at the edge: a sampling share ("" when not tracing).
+        "trace_sample_percent": f"{topology.trace_sample_percent:g}"
+        if topology.trace_sample_percent
+        else "",
     }
     hosts = {
         service.name: {
@@ -148,8 +159,17 @@ def render(topology: EnvoyTopology) -> str:
         for service in registry.SERVICES
         if service.edge
     ]
+    # Where the edge reports its spans (OTLP/gRPC), when it does.
+    collector = topology.trace_collector if topology.trace_sample_percent else None
+    trace_collector = (
+        {"discovery": _discovery(topology.dns), "endpoints": _endpoints([collector])}
+        if collector
+        else None
+    )
     template = _compiled(TEMPLATE_PATH.read_text())
-    return template.render(values, hosts=hosts, edge_services=edge_services)
+    return template.render(
+        values, hosts=hosts, edge_services=edge_services, trace_collector=trace_collector
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,6 +226,8 @@ def _check(t: EnvoyTopology) -> None:
         raise ValueError("rate_limit must not be negative (0 turns it off)")
     if t.pay_max_requests <= 0:
         raise ValueError("pay_max_requests must be positive")
+    if not 0 <= t.trace_sample_percent <= 100:
+        raise ValueError("trace_sample_percent must be from 0 to 100")
 
 
 def _is_ip(host: str) -> bool:
@@ -325,6 +347,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--edge-timeout-ms", type=int, default=d.edge_timeout_ms)
     p.add_argument("--pay-max-requests", type=int, default=d.pay_max_requests)
     p.add_argument(
+        "--trace-sample-percent",
+        type=float,
+        default=d.trace_sample_percent,
+        help="requests the edge starts a sampled trace for; 0: no tracing",
+    )
+    p.add_argument(
+        "--trace-collector",
+        type=_endpoint_arg,
+        default=None,
+        metavar="HOST:PORT",
+        help="OTLP/gRPC collector the edge reports its spans to",
+    )
+    p.add_argument(
         "--validate", action="store_true", help="then check the file with `envoy --mode validate`"
     )
     return p
@@ -360,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         place_order_timeout_ms=args.place_order_timeout_ms,
         edge_timeout_ms=args.edge_timeout_ms,
         pay_max_requests=args.pay_max_requests,
+        trace_sample_percent=args.trace_sample_percent,
+        trace_collector=args.trace_collector,
     )
     try:
         text = render(topology)

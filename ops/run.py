@@ -10,22 +10,26 @@ import argparse
 import asyncio
 import os
 import pathlib
+import socket
 import sys
 from collections.abc import Mapping
+from urllib.parse import urlparse
 
 import aio_pika
 
-from ops import dev_signin
+from ops import dev_signin, trace_sink
 from ops.databases import ensure_database
-from ops.envoy_config import EnvoyTopology, render
+from ops.envoy_config import Endpoint, EnvoyTopology, render
 from ops.profiles import PROFILES, database_urls, describe
 from ops.tokens import DevIssuer
 from servicekit import registry
 from servicekit.registry import NAMES
-from servicekit.settings import DEFAULT_AMQP_URL, METRICS_PORT_OFFSET
+from servicekit.settings import DEFAULT_AMQP_URL, METRICS_PORT_OFFSET, sample_ratio
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+# Spans of every process, one JSON object per line (`make trace` reads it).
+TRACE_FILE = VAR / "traces.jsonl"
 # Ports per service in Envoy's cluster: the replicas plus a free one that a
 # rollout starts the next version in (see ops/rollout.py).
 SLOTS = 3
@@ -120,7 +124,18 @@ def run_database_urls(profile: str, replicas: int) -> dict[str, str]:
     return database_urls(profile, str(VAR), replicas={name: replicas for name in NAMES})
 
 
-def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) -> str:
+def trace_collector(otlp_endpoint: str) -> Endpoint:
+    """Where the edge reports its spans: the OTLP collector named (Envoy takes an address),
+    else the local receiver that writes them to TRACE_FILE."""
+    if not otlp_endpoint:
+        return ("127.0.0.1", trace_sink.DEFAULT_PORT)
+    url = urlparse(otlp_endpoint if "//" in otlp_endpoint else f"//{otlp_endpoint}")
+    return (socket.gethostbyname(url.hostname or "127.0.0.1"), url.port or 4317)
+
+
+def supervisord_config(
+    profile: str, envoy_yaml: pathlib.Path, replicas: int, trace_ratio: float, otlp_endpoint: str
+) -> str:
     python = sys.executable
     config = SUPERVISORD.format(var=VAR)
     programs = []
@@ -132,6 +147,8 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
                 "GRPC_PORT": port,
                 "METRICS_PORT": metrics_port(port),
                 "PYTHONUNBUFFERED": 1,
+                "TRACE_SAMPLE_RATIO": trace_ratio,
+                "TRACE_FILE": TRACE_FILE,
             }
             command = f"{python} -m {registry.service(name).package}"
             config += program(programs[-1], command, env, 20, slot <= replicas)
@@ -145,7 +162,11 @@ def supervisord_config(profile: str, envoy_yaml: pathlib.Path, replicas: int) ->
     # The page's development sign-in, on loopback behind Envoy (/auth/dev-token); the page
     # itself is served by Envoy.
     signin = f"{python} -m ops.dev_signin --port {dev_signin.DEFAULT_PORT}"
-    return config + program("dev-signin", signin, {"PYTHONUNBUFFERED": 1}, priority=10)
+    config += program("dev-signin", signin, {"PYTHONUNBUFFERED": 1}, priority=10)
+    if trace_ratio and not otlp_endpoint:
+        sink = f"{python} -m ops.trace_sink --port {trace_sink.DEFAULT_PORT} --file {TRACE_FILE}"
+        config += program("trace-sink", sink, priority=10)
+    return config
 
 
 def main() -> int:
@@ -156,6 +177,11 @@ def main() -> int:
         "--database-url", choices=NAMES, help="only print this service's DATABASE_URL"
     )
     args = parser.parse_args()
+    try:
+        # Every order is traced unless told otherwise (TRACE_SAMPLE_RATIO=0 turns tracing off).
+        trace_ratio = sample_ratio(os.environ.get("TRACE_SAMPLE_RATIO", "1"))
+    except ValueError as bad:
+        parser.error(str(bad))
     if args.database_url:
         print(run_database_urls(args.profile, args.replicas)[args.database_url])
         return 0
@@ -173,15 +199,20 @@ def main() -> int:
     # The edge verifies tokens with the development key (`make token` signs with it).
     jwks = DevIssuer().ensure_keys().jwks_path
     rate_limit = int(os.environ.get("EDGE_RATE_LIMIT", EnvoyTopology.rate_limit))
+    otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
     topology = EnvoyTopology(
         upstreams=upstreams,
         jwks_path=jwks,
         rate_limit=rate_limit,
         dev_signin=("127.0.0.1", dev_signin.DEFAULT_PORT),
+        trace_sample_percent=100 * trace_ratio,
+        trace_collector=trace_collector(otlp_endpoint),
     )
     envoy_yaml.write_text(render(topology))
     conf = VAR / "supervisord.conf"
-    conf.write_text(supervisord_config(args.profile, envoy_yaml, args.replicas))
+    conf.write_text(
+        supervisord_config(args.profile, envoy_yaml, args.replicas, trace_ratio, otlp_endpoint)
+    )
     print(
         f"bread ({args.profile}): services {', '.join(NAMES)}; gateway and web page"
         " http://localhost:8088 (sign in there; gRPC and HTTP/JSON with `make token`);"

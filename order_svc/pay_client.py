@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 
 from bread.pay.v1 import pay_pb2, pay_pb2_grpc
+from servicekit import tracing
+from servicekit.errors import ORDER_ID_HEADER
 
 
 class PaymentFailed(Exception):
@@ -17,7 +19,8 @@ class PaymentFailed(Exception):
 class PayClient:
     def __init__(self, target: str, timeout_seconds: float) -> None:
         self.timeout = timeout_seconds
-        self.channel = grpc.aio.insecure_channel(target)
+        # A client span per call, its traceparent in the metadata (when tracing).
+        self.channel = grpc.aio.insecure_channel(target, interceptors=tracing.client_interceptors())
         self.stub = pay_pb2_grpc.PaymentServiceStub(self.channel)
 
     async def pay(self, order_id: str, customer_id: str, amount: int) -> pay_pb2.Payment:
@@ -28,7 +31,7 @@ class PayClient:
         request = pay_pb2.PayRequest(order_id=order_id, customer_id=customer_id, amount=amount)
         try:
             payment = await self.stub.Pay(
-                request, timeout=self.timeout, metadata=(("x-order-id", order_id),)
+                request, timeout=self.timeout, metadata=((ORDER_ID_HEADER, order_id),)
             )
         except grpc.aio.AioRpcError as error:
             raise PaymentFailed(error.code(), error.details() or "") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import sqlite3
@@ -88,8 +89,10 @@ class Database:
         self._thread = Worker("db")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) on the database thread."""
-        result: T = await self._thread.run(functools.partial(self._reconnecting, fn, *args))
+        """Run fn(*args) on the database thread, in the caller's context (its log fields and
+        trace span: an outbox row records the trace it was written in)."""
+        job = functools.partial(contextvars.copy_context().run, self._reconnecting, fn, *args)
+        result: T = await self._thread.run(job)
         return result
 
     def _reconnecting(self, fn: Callable[..., T], *args: Any) -> T:

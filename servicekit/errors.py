@@ -12,6 +12,7 @@ import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from servicekit import tracing
 from servicekit.logs import order_id_var, request_id_var
 from servicekit.metadata import request_header
 from servicekit.transient import is_transient
@@ -55,6 +56,8 @@ class DeadlineExceeded(DomainError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+ORDER_ID_HEADER = "x-order-id"
+
 Response = TypeVar("Response")
 Method = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
 
@@ -67,7 +70,12 @@ def rpc(method: Method[Response]) -> Method[Response]:
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
-        order_id_var.set("")
+        # A call about one order says so (order's Pay call sends x-order-id): its log lines
+        # and its span name the order from the first line on.
+        order_id = request_header(context, ORDER_ID_HEADER)[:64]
+        order_id_var.set(order_id)
+        if order_id:
+            tracing.tag_order(order_id)
         request_id_var.set(request_header(context, "x-request-id"))
         try:
             check_strings(request)

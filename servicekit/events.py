@@ -120,7 +120,12 @@ def new_event_id() -> str:
 
 
 def to_amqp(
-    event_id: str, type_name: str, correlation_id: str, payload: bytes, created: datetime
+    event_id: str,
+    type_name: str,
+    correlation_id: str,
+    payload: bytes,
+    created: datetime,
+    source: str = "",
 ) -> aio_pika.Message:
     # Stored times are naive UTC.
     created = created.replace(tzinfo=UTC)
@@ -128,6 +133,8 @@ def to_amqp(
         body=payload,
         headers={CREATED_HEADER: round(created.timestamp() * 1_000_000)},
         message_id=event_id,
+        # The emitting service, for the order timeline.
+        app_id=source or None,
         type=type_name,
         correlation_id=correlation_id,
         timestamp=created,
@@ -143,6 +150,7 @@ def republished(incoming: AbstractIncomingMessage, headers: dict[str, Any]) -> a
         body=incoming.body,
         headers=headers,
         message_id=incoming.message_id,
+        app_id=incoming.app_id,
         type=incoming.type,
         correlation_id=incoming.correlation_id,
         timestamp=incoming.timestamp,
@@ -158,6 +166,10 @@ class ReceivedEvent:
     order_id: str
     message: Message
     published: datetime
+    # The service that emitted it ("" if the message does not say) and the trace it belongs
+    # to (the traceparent header; None when not traced).
+    source: str = ""
+    traceparent: str | None = None
 
 
 class InvalidEvent(ValueError):
@@ -198,6 +210,8 @@ def from_amqp(incoming: AbstractIncomingMessage) -> ReceivedEvent:
         order_id=incoming.correlation_id or "",
         message=message,
         published=_created(incoming),
+        source=incoming.app_id or "",
+        traceparent=_header(incoming, "traceparent"),
     )
 
 
@@ -209,6 +223,13 @@ def _created(incoming: AbstractIncomingMessage) -> datetime:
     if isinstance(micros, int) and 0 < micros < 2**53:
         return datetime.fromtimestamp(micros / 1_000_000, UTC)
     return incoming.timestamp or datetime.now(UTC)
+
+
+def _header(incoming: AbstractIncomingMessage, name: str) -> str | None:
+    value = (incoming.headers or {}).get(name)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return value if isinstance(value, str) else None
 
 
 def check_event(event_id: str, correlation_id: str, message: Message) -> None:

@@ -33,7 +33,7 @@ import peewee
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 from google.protobuf.message import Message
 
-from servicekit import metrics
+from servicekit import metrics, tracing
 from servicekit.clock import utcnow
 from servicekit.db import Database
 from servicekit.events import (
@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, ReceivedEvent], object]
 # Handlers by the event message class they handle.
 Handlers = Mapping[type[Message], Handler]
+# Called in the consumer's transaction with the events it applied (duplicates left out), once
+# per transaction: a service's record of what it applied, in one insert (customer's timeline).
+Applied = Callable[[list[ReceivedEvent]], object]
 
 # Attempts at an event whose handler fails deterministically before it is dead-lettered.
 ATTEMPTS = 3
@@ -91,16 +94,18 @@ _FIND = KeysStatement(
 
 def apply_once(event: ReceivedEvent, handlers: Mapping[str, Handler]) -> bool:
     """Apply an event unless the inbox has it; call inside a transaction."""
-    return apply_new([event], handlers) == 1
+    return bool(apply_new([event], handlers))
 
 
-def apply_new(events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]) -> int:
+def apply_new(
+    events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]
+) -> list[ReceivedEvent]:
     """Apply, in order, the events the inbox does not have yet (one query finds
-    them all); returns how many were applied. Call inside a transaction."""
+    them all); returns those it applied. Call inside a transaction."""
     found = _FIND.run([event.event_id for event in events])
     seen = {event_id for (event_id,) in found.fetchall()}
     now = utcnow()
-    applied = 0
+    applied = []
     for event in events:
         if event.event_id in seen:
             log.info("skipping duplicate %s %s", event.type_name, event.event_id)
@@ -109,8 +114,11 @@ def apply_new(events: Sequence[ReceivedEvent], handlers: Mapping[str, Handler]) 
         _RECORD.run(event_id=event.event_id, type_name=event.type_name, applied=now)
         handler = handlers.get(event.type_name)
         if handler is not None:
-            handler(event.message, event)
-        applied += 1
+            with tracing.consumer_span(
+                event.traceparent, event.type_name, event.event_id, event.order_id
+            ):
+                handler(event.message, event)
+        applied.append(event)
     return applied
 
 
@@ -130,11 +138,19 @@ class Consumer:
     PREFETCH = 256
     BATCH = 128
 
-    def __init__(self, db: Database, topology: Topology, queue: str, handlers: Handlers) -> None:
+    def __init__(
+        self,
+        db: Database,
+        topology: Topology,
+        queue: str,
+        handlers: Handlers,
+        on_applied: Applied | None = None,
+    ) -> None:
         self.db = db
         self.topology = topology
         self.queue_name = queue
         self.handlers = by_type_name(handlers)
+        self.on_applied = on_applied
         self._dead_letters: AbstractExchange | None = None
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -261,7 +277,9 @@ class Consumer:
                 await asyncio.sleep(RETRY_BACKOFF.delay(attempt))
 
     def _apply_all(self, events: list[ReceivedEvent]) -> None:
-        apply_new(events, self.handlers)
+        applied = apply_new(events, self.handlers)
+        if applied and self.on_applied is not None:
+            self.on_applied(applied)
 
     async def _dead_letter(self, incoming: AbstractIncomingMessage, exc: Exception) -> None:
         """Park the message in the dead-letter queue with its error, then ack it.

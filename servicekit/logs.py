@@ -1,5 +1,6 @@
 """Structured JSON logs (python-json-logger), one object per line: UTC time to the
-millisecond, service, level, logger, message, and the order and request in play."""
+millisecond, service, level, logger, message, the order and request in play, and the trace
+and span (OpenTelemetry) when the line is written inside a traced call or event."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 # Set by servicers and event handlers; every log line made while it is set
@@ -40,6 +42,10 @@ class ServiceFormatter(JsonFormatter):
             log_data["order_id"] = order_id
         if request_id := request_id_var.get():
             log_data["request_id"] = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            log_data["trace_id"] = format(span.trace_id, "032x")
+            log_data["span_id"] = format(span.span_id, "016x")
 
 
 def configure(service: str, level: str) -> None:

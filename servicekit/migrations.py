@@ -110,6 +110,16 @@ def add_index(table: str, columns: Sequence[str], unique: bool = False) -> Chang
     return change
 
 
+def add_table(model: type[peewee.Model]) -> Change:
+    """Create a table, with its indexes, unless it is there. Give the model as it was when
+    the step was written (a copy in the migrations file), not the live one."""
+
+    def change(migrator: SchemaMigrator) -> None:
+        peewee.SchemaManager(model, migrator.database).create_all(safe=True)
+
+    return change
+
+
 def migrate(database: peewee.Database, schemas: Sequence[Schema]) -> None:
     """Bring every schema to its newest version (see the module's docstring)."""
     with _locked(database):

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from servicekit import metrics
+from servicekit import metrics, tracing
 from servicekit.clock import utcnow
 from servicekit.db import Database, locked
 from servicekit.events import event_type, new_event_id, to_amqp
@@ -44,6 +44,9 @@ class OutboxEvent(peewee.Model):
     created = peewee.DateTimeField()
     # Until when a relay holds the row (NULL: unclaimed).
     claimed_until = peewee.DateTimeField(null=True)
+    # The W3C traceparent the event was recorded under (NULL: not traced), so that its
+    # publish and its consumers join the trace of the call or event that caused it.
+    trace_context = peewee.TextField(null=True)
 
     class Meta:
         table_name = "outbox"
@@ -84,8 +87,10 @@ class Outbox:
     # Long enough for a batch's confirms even from a busy broker.
     LEASE = timedelta(seconds=10)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, source: str = "") -> None:
         self.db = db
+        # The service that emits these events (AMQP app_id).
+        self.source = source
         self._wake = asyncio.Event()
         # Ids of rows the broker confirmed, deleted with the next claim.
         self._sent: list[int] = []
@@ -100,6 +105,7 @@ class Outbox:
             payload=message.SerializeToString(),
             created=utcnow(),
             claimed_until=None,
+            trace_context=tracing.current_traceparent(),
         )
         # The relay's next read is queued on the same database thread, behind
         # this transaction, so it sees the row once the transaction commits.
@@ -133,19 +139,7 @@ class Outbox:
             return 0
         ids = [row.id for row in rows]
         try:
-            # publish() returns once the broker confirmed the message.
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        to_amqp(
-                            row.event_id, row.type_name, row.order_id, row.payload, row.created
-                        ),
-                        routing_key=row.type_name,
-                        mandatory=False,
-                    )
-                    for row in rows
-                )
-            )
+            await asyncio.gather(*(self._publish(exchange, row) for row in rows))
         except BaseException as error:
             if not isinstance(error, asyncio.CancelledError):  # a stop is no failure
                 metrics.OUTBOX_PUBLISH_FAILURES.inc()
@@ -158,6 +152,16 @@ class Outbox:
         for row in rows:
             metrics.PUBLISHED_BY_TYPE[row.type_name].inc()
         return len(rows)
+
+    async def _publish(self, exchange: AbstractExchange, row: OutboxEvent) -> None:
+        message = to_amqp(
+            row.event_id, row.type_name, row.order_id, row.payload, row.created, self.source
+        )
+        with tracing.producer_span(
+            row.trace_context, row.type_name, row.event_id, row.order_id, message.headers
+        ):
+            # publish() returns once the broker confirmed the message.
+            await exchange.publish(message, routing_key=row.type_name, mandatory=False)
 
     def _delete_sent(self) -> None:
         if self._sent:

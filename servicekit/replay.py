@@ -14,8 +14,8 @@ import logging
 import aio_pika
 
 from servicekit.db import Database
-from servicekit.events import Topology, declare_log_stream, from_amqp
-from servicekit.inbox import Handlers, apply_once, by_type_name
+from servicekit.events import ReceivedEvent, Topology, declare_log_stream, from_amqp
+from servicekit.inbox import Applied, Handler, Handlers, apply_once, by_type_name
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ async def replay(
     topology: Topology,
     handlers: Handlers,
     idle_seconds: float = 2.0,
+    on_applied: Applied | None = None,
 ) -> int:
     """Apply every event in the log; return how many were new. Stops once idle."""
     by_name = by_type_name(handlers)
@@ -48,6 +49,15 @@ async def replay(
                     await delivery.ack()
                     continue
                 if event.type_name in by_name:
-                    applied += await db.transaction(apply_once, event, by_name)
+                    applied += await db.transaction(_apply, event, by_name, on_applied)
                 await delivery.ack()
     return applied
+
+
+def _apply(event: ReceivedEvent, handlers: dict[str, Handler], on_applied: Applied | None) -> bool:
+    """apply_once, telling on_applied (as the consumer does) when it was new."""
+    if not apply_once(event, handlers):
+        return False
+    if on_applied is not None:
+        on_applied([event])
+    return True

@@ -33,13 +33,13 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from servicekit import logs, metrics
+from servicekit import logs, metrics, tracing
 from servicekit.api import PUBLIC_SERVICES
 from servicekit.broker import BrokerSession
 from servicekit.db import Database
 from servicekit.decoding import RefuseUndecodable
 from servicekit.events import Topology
-from servicekit.inbox import Consumer, Handlers
+from servicekit.inbox import Applied, Consumer, Handlers
 from servicekit.migrations import Schema
 from servicekit.outbox import Outbox, backlog_gauges
 from servicekit.pruning import keep_inbox_pruned
@@ -73,6 +73,8 @@ class Wiring:
     servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]]
     # Event message class → handler; the service consumes when there are any.
     handlers: Handlers = field(default_factory=dict)
+    # Told of each transaction's applied events, in it (servicekit.inbox.Applied).
+    on_applied: Applied | None = None
     # Long-running tasks, supervised, started once the database is connected.
     background: list[TaskFactory] = field(default_factory=list)
     # Metric families read from the database at scrape time (the outbox's are always there).
@@ -90,6 +92,12 @@ def main(spec: ServiceSpec, schema: Schema, wire: Wire) -> None:
     except ValueError as error:
         sys.exit(f"{spec.name}: {error}")
     logs.configure(spec.name, settings.log_level)
+    if settings.trace_sample_ratio > 0:
+        tracing.configure(
+            spec.name,
+            settings.trace_sample_ratio,
+            tracing.exporter(settings.otlp_endpoint, settings.trace_file),
+        )
     sys.exit(uvloop.run(Service(spec, settings, schema, wire).run()))
 
 
@@ -121,16 +129,23 @@ class Service:
         """Serve until SIGTERM/SIGINT (exit status 0) or a stuck task (1)."""
         settings = self.settings
         db = Database(settings.database_url, self.models)
-        outbox = Outbox(db)
+        outbox = Outbox(db, source=self.spec.name)
         wiring = self.wire(Runtime(settings, db, outbox))
         if wiring.handlers:
             self.consumer = Consumer(
-                db, Topology(settings.exchange), settings.queue, wiring.handlers
+                db, Topology(settings.exchange), settings.queue, wiring.handlers, wiring.on_applied
             )
 
-        # Outermost first: requests refused as undecodable are counted too. Bad request
-        # bytes are the client's error (INVALID_ARGUMENT), not UNKNOWN.
-        server = grpc.aio.server(interceptors=[metrics.MeasureRequests(), RefuseUndecodable()])
+        # Outermost first: requests refused as undecodable are counted too, and the server
+        # span (when tracing) covers them. Bad request bytes are the client's error
+        # (INVALID_ARGUMENT), not UNKNOWN.
+        server = grpc.aio.server(
+            interceptors=[
+                metrics.MeasureRequests(),
+                *tracing.server_interceptors(),
+                RefuseUndecodable(),
+            ]
+        )
         for add, servicer in wiring.servicers:
             add(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -265,4 +280,5 @@ class Service:
         if self._unregister_gauges is not None:
             self._unregister_gauges()
         await db.close()
+        tracing.shutdown()  # exports the spans still buffered
         log.info("stopped")

@@ -44,6 +44,12 @@ class Settings:
     profile: str
     # Development fault injection (pay): off unless FAULT_INJECTION=on, never in prod.
     fault_injection: bool
+    # Share of the traces this service starts that are recorded (servicekit.tracing); a
+    # trace begun upstream keeps its caller's decision. 0: tracing off.
+    trace_sample_ratio: float
+    # Where spans go: OTLP to this collector when set, else JSON lines to trace_file.
+    otlp_endpoint: str
+    trace_file: str
     # Inbox rows older than this are pruned (servicekit/pruning.py).
     inbox_retention_days: float
 
@@ -71,6 +77,9 @@ class Settings:
             log_level=environ.get("LOG_LEVEL", "INFO"),
             profile=_profile(environ.get("PROFILE", "dev")),
             fault_injection=environ.get("FAULT_INJECTION", "off") == "on",
+            trace_sample_ratio=sample_ratio(environ.get("TRACE_SAMPLE_RATIO", "0")),
+            otlp_endpoint=environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            trace_file=environ.get("TRACE_FILE", "var/traces.jsonl"),
             inbox_retention_days=_inbox_retention(environ.get("INBOX_RETENTION_DAYS", "8")),
         )
 
@@ -84,6 +93,17 @@ def _profile(value: str) -> str:
         # A typo must not quietly run production with development switches.
         raise ValueError(f"PROFILE must be one of {', '.join(PROFILES)}, not {value!r}")
     return value
+
+
+def sample_ratio(value: str) -> float:
+    """TRACE_SAMPLE_RATIO as a number from 0 to 1; ValueError saying so otherwise."""
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"TRACE_SAMPLE_RATIO must be a number from 0 to 1, not {value!r}")
+    return ratio
 
 
 def _inbox_retention(value: str) -> float:

@@ -19,5 +19,10 @@ SHARED = Schema(
             [add_column("outbox", "claimed_until", peewee.DateTimeField(null=True))],
         ),
         Step(2, "inbox.applied indexed: pruning finds old rows", [add_index("inbox", ["applied"])]),
+        Step(
+            3,
+            "outbox.trace_context: an event carries the trace it was recorded in",
+            [add_column("outbox", "trace_context", peewee.TextField(null=True))],
+        ),
     ],
 )

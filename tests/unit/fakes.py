@@ -128,6 +128,8 @@ class FakeIncoming:
     type: str | None
     correlation_id: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    # The emitting service (to_amqp sets it).
+    app_id: str | None = None
     timestamp: datetime | None = T0
     content_type: str | None = CONTENT_TYPE
     # Where the broker says it came from: "" for the default exchange (a redrive).

@@ -12,8 +12,9 @@ from google.protobuf.message import Message
 from bakery_svc.convert import ticket_to_proto
 from bakery_svc.domain import ACCEPTED
 from bakery_svc.models import Ticket
-from customer_svc.convert import mypage_to_proto
-from customer_svc.models import Mypage
+from customer_svc.convert import mypage_to_proto, timeline_to_proto
+from customer_svc.models import Mypage, TimelineEvent
+from customer_svc.timeline import Timeline
 from order_svc.convert import menu_to_proto, order_to_proto
 from order_svc.domain import PAID
 from order_svc.menu import DEFAULT_MENU
@@ -90,3 +91,22 @@ def test_times_are_the_rows(name: str) -> None:
 def test_the_menu_lists_every_item_at_its_price() -> None:
     menu = menu_to_proto(DEFAULT_MENU)
     assert {item.name: item.price for item in menu.items} == DEFAULT_MENU
+
+
+def test_a_timeline_has_every_field_of_each_event() -> None:
+    event = TimelineEvent(
+        order_id="o1",
+        event_id="e1",
+        type_name="bread.events.v1.OrderPlaced",
+        service="order",
+        event_time=CREATED,
+    )
+    message = timeline_to_proto(Timeline("o1", "PAID", [event]))
+    assert {field.name for field, _ in message.ListFields()} == {
+        field.name for field in message.DESCRIPTOR.fields
+    }
+    (converted,) = message.events
+    assert {field.name for field, _ in converted.ListFields()} == {
+        field.name for field in converted.DESCRIPTOR.fields
+    }
+    assert (converted.type, converted.event_time.ToDatetime()) == ("OrderPlaced", CREATED)

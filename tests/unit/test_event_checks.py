@@ -29,6 +29,7 @@ class Delivery:
     exchange: str = EXCHANGE
     routing_key: str | None = None
     timestamp: datetime | None = None
+    app_id: str | None = None
     headers: dict[str, object] | None = None
 
     def __post_init__(self) -> None:

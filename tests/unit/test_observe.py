@@ -16,7 +16,9 @@ from servicekit.registry import NAMES
 
 
 def test_every_slot_make_run_starts_is_scraped_where_it_serves_metrics(tmp_path: Path) -> None:
-    programs = supervisord_config("default", tmp_path / "envoy.yaml", replicas=1)
+    programs = supervisord_config(
+        "default", tmp_path / "envoy.yaml", replicas=1, trace_ratio=1.0, otlp_endpoint=""
+    )
     served = {
         int(line.split('METRICS_PORT="')[1].split('"')[0])
         for line in programs.splitlines()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -246,6 +247,44 @@ def rows(system: BreadSystem, meter: CpuMeter, args: argparse.Namespace) -> list
     return done
 
 
+# Sampling shares the tracing rows run at: make run's, and the prod overlay's.
+TRACE_RATIOS = (1.0, 0.05)
+
+
+def traced_rows(args: argparse.Namespace, untraced: Row) -> list[Row]:
+    """POST /orders on a system of its own per sampling share, as the untraced row ran."""
+    body = json.dumps(
+        {"item": "cake", "qty": 1, "customerId": "bench-traced"}, separators=(",", ":")
+    )
+    done = []
+    for ratio in TRACE_RATIOS:
+        with (
+            tempfile.TemporaryDirectory(prefix="bread-bench-traced-") as tmp,
+            running_system(pathlib.Path(tmp), trace_ratio=ratio) as system,
+        ):
+            meter = CpuMeter(system_pids(system))
+            place = functools.partial(
+                wrk,
+                system.http,
+                ["/orders"],
+                token=system.token(),
+                connections=args.connections,
+                method="POST",
+                body=body,
+            )
+            place(seconds=1.0)  # warm-up
+            settle(system)
+            before = meter.snapshot()
+            result = place(seconds=args.seconds)
+            settle(system)  # the events of these orders are part of their cost
+            cpu = meter.spent(before, meter.snapshot())
+            done.append(
+                Row(f"POST /orders, tracing at {ratio:g}", untraced.how, untraced.name, result, cpu)
+            )
+            print(f"  {done[-1].name}: {done[-1].rate:,.0f} ops/s", file=sys.stderr, flush=True)
+    return done
+
+
 def baseline_rate(done: list[Row], name: str) -> float:
     """The mean rate of a baseline's runs (at the start and at the end)."""
     rates = [r.rate for r in done if r.name in (name, name + AGAIN)]
@@ -272,6 +311,31 @@ def table(done: list[Row]) -> str:
             f"| {ratio} | {cpu} | {total:.2f} | {tool_ms:.3f} ({tool_share:.0f} %) |"
         )
     return "\n".join(lines)
+
+
+def tracing_report(untraced: Row, traced: list[Row]) -> list[str]:
+    lines = [
+        "## What tracing costs",
+        "",
+        "POST /orders as in the table (tracing off, TRACE_SAMPLE_RATIO=0), then on a fresh "
+        "system per sampling share: 1 is `make run`'s, 0.05 the prod overlay's (spans to a "
+        "local file).",
+        "",
+        "| tracing | orders/s | p99 ms | not OK | CPU ms per order: order, pay, bakery, "
+        "customer, envoy | Σ | vs off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = sum(untraced.cpu_ms(p) for p in PROCESSES)
+    for r in [untraced, *traced]:
+        total = sum(r.cpu_ms(p) for p in PROCESSES)
+        label = "off" if r is untraced else r.name.rpartition(" at ")[2]
+        vs = "—" if r is untraced else f"{100 * (total / base - 1):+.0f} %"
+        cpu = ", ".join(f"{r.cpu_ms(p):.2f}" for p in PROCESSES)
+        lines.append(
+            f"| {label} | {r.rate:,.0f} | {r.run.p99 * 1e3:.0f} | {r.not_ok} | {cpu} "
+            f"| {total:.2f} | {vs} |"
+        )
+    return [*lines, ""]
 
 
 def memory_table(memory: dict[str, Memory]) -> str:
@@ -312,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sustained", type=int, default=60, help="seconds of the sustained run (0: none)"
     )
+    p.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help="skip POST /orders with tracing on (two more systems, ~30 s)",
+    )
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args(argv)
     require("wrk", "h2load")
@@ -336,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, pid in pids.items():
             rss, peak = memory_mb(pid)
             memory[name] = Memory(idle=idle[name], peak=peak, end=rss)
+    if args.tracing:
+        [untraced] = [r for r in done if r.name == "POST /orders"]
+        traced = traced_rows(args, untraced)
 
     text = "\n".join(
         [
@@ -363,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             "rusage): its share of a core shows it is not the bottleneck. RabbitMQ's CPU is not "
             "counted (one broker serves every test on this machine).",
             "",
+            *(tracing_report(untraced, traced) if args.tracing else []),
             *(sustained.report() if sustained else []),
             "## Memory",
             "",

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import itertools
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ SQLITE_PRAGMAS = {
     "wal_autocheckpoint": 0,
 }
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+# Every this many checkpoints, one that empties the WAL (see Database.checkpoint_wal).
+WAL_RESTART_EVERY = 10
 
 
 def sqlite_file(url: str) -> str | None:
@@ -133,7 +136,13 @@ class Database:
         """SQLite: copy the WAL into the database file every second, until cancelled.
 
         PASSIVE never waits for nor blocks the writer, and the fsync happens
-        here, off the request path. Other databases need nothing of the kind.
+        here, off the request path. But under steady writes a passive
+        checkpoint never catches up with the last commit, and SQLite starts the
+        WAL over only after one has: it grew without bound (2.3 GB in 16
+        minutes at 50 orders/s, its index mapped into order's memory). So every
+        WAL_RESTART_EVERY rounds the checkpoint is TRUNCATE: it holds the writer
+        back while it copies the little the passive rounds left, and empties the
+        WAL (tests/integration/test_wal.py). Other databases need nothing of the kind.
         """
         path = sqlite_file(self.url)
         assert path is not None, "only SQLite files have a WAL"
@@ -141,9 +150,10 @@ class Database:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal") as thread:
             connection = await loop.run_in_executor(thread, sqlite3.connect, path)
             try:
-                while True:
+                for round_ in itertools.count(1):
+                    mode = "TRUNCATE" if round_ % WAL_RESTART_EVERY == 0 else "PASSIVE"
                     await loop.run_in_executor(
-                        thread, connection.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                        thread, connection.execute, f"PRAGMA wal_checkpoint({mode})"
                     )
                     await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
             finally:

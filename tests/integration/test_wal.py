@@ -8,6 +8,7 @@ checkpointer runs at a faster pace than a service's."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import pathlib
 import time
 
@@ -46,7 +47,7 @@ async def test_the_wal_is_emptied_while_writes_go_on(
         checkpoints.cancel()
         await asyncio.gather(checkpoints, return_exceptions=True)
         await database.close()
-    emptied = sum(1 for before, after in zip(sizes, sizes[1:], strict=False) if after < before)
+    emptied = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
     assert emptied >= 2, f"the WAL only grew: {sizes[0]} .. {sizes[-1]} bytes"
     # What holding the writer back for a TRUNCATE checkpoint costs at worst (printed with -s).
     print(f"WAL emptied {emptied} times; slowest 20 transactions: {slowest * 1e3:.1f} ms")

@@ -59,7 +59,12 @@ def open_database(url: str) -> peewee.Database:
     if path := sqlite_file(url):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if urlparse(url).scheme.startswith("sqlite"):
-        return connect(url, pragmas=SQLITE_PRAGMAS)
+        # BEGIN IMMEDIATE takes the write lock at the start, waiting for it up to busy_timeout.
+        # A deferred transaction that reads first and then writes cannot wait: while another
+        # connection holds the write lock (the WAL's TRUNCATE checkpoint, a second process in a
+        # rollout) SQLite refuses its upgrade at once with "database is locked". The service's
+        # one writer thread loses nothing by it.
+        return connect(url, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     return connect(url)
 
 

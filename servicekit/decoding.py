@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from servicekit.interceptors import WrapHandlers
+
 
 class Undecodable:
     """What a request that failed to decode is handed on as."""
@@ -108,22 +110,8 @@ def lenient_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
-class RefuseUndecodable(grpc.aio.ServerInterceptor):
+class RefuseUndecodable(WrapHandlers):
     """Server interceptor: every method's handler, made lenient once and kept."""
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if (handler := self._handlers.get(method)) is not None:
-            return handler
-        found = await continuation(handler_call_details)
-        if found is None:
-            return None
-        handler = self._handlers[method] = lenient_handler(found)
-        return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return lenient_handler(handler)

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from servicekit.db import Database
 from servicekit.events import EVENT_TYPES
+from servicekit.interceptors import WrapHandlers
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def serve(address: str, port: int) -> WSGIServer:
     return server
 
 
-class MeasureRequests(grpc.aio.ServerInterceptor):
+class MeasureRequests(WrapHandlers):
     """Counts unary calls by method and status code and times them.
 
     Only methods the server has are measured (an unknown method answers UNIMPLEMENTED
@@ -110,22 +111,8 @@ class MeasureRequests(grpc.aio.ServerInterceptor):
     a coroutine.
     """
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Any],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        if (handler := self._handlers.get(method)) is not None:
-            return handler
-        found = await continuation(handler_call_details)
-        if found is None or found.unary_unary is None:
-            return found
-        handler = self._handlers[method] = measured(found, method)
-        return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return handler if handler.unary_unary is None else measured(handler, method)
 
 
 def measured(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

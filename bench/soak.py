@@ -7,7 +7,8 @@ One whole bread (harness.system) takes orders through the edge at a steady rate
 memory is printed. At the end: each process's RSS over the first and the last
 quarter of the run, and whether it still grew in the second half by more than a
 tenth of its first half's growth plus 2 MB (allocator noise), which is "not
-levelled off". The money invariants are checked over every order at the end.
+levelled off". The money invariants are checked over every order at the end. The report
+goes to stdout and to bench/results/soak.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.invariants import wait_settled
 from harness.load import LoadConfig, LoadResult, run
 from harness.system import running_system
 
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 Sample = tuple[float, dict[str, float]]  # (seconds since the start, process -> RSS MB)
 
 
@@ -99,9 +101,32 @@ def main(argv: list[str] | None = None) -> int:
             load.join(args.every)
         result = box["result"]
         settled = wait_settled(system.urls)
-    print("\n" + result.summary(f"{args.minutes:g} minutes at up to {args.rate:g} orders/s"))
-    print("\n".join(report(samples)))
-    print(f"\nMoney invariants over every order: {settled.summary()}")
+    text = "\n".join(
+        [
+            f"# make soak: {args.minutes:g} minutes at up to {args.rate:g} orders/s",
+            "",
+            "```",
+            result.summary(f"{args.minutes:g} minutes at up to {args.rate:g} orders/s"),
+            "```",
+            "",
+            *report(samples),
+            "",
+            "Money invariants over every order: " + settled.summary().replace("\n", "; "),
+            "",
+            "RSS every sample (MB):",
+            "",
+            "```",
+            *(
+                f"{at:6.0f} s  " + "  ".join(f"{name} {mb:5.1f}" for name, mb in rss.items())
+                for at, rss in samples
+            ),
+            "```",
+            "",
+        ]
+    )
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "soak.md").write_text(text)
     return 0 if settled.ok and samples else 1
 
 

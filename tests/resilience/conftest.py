@@ -7,6 +7,7 @@ durations) must not leak from one test into the next.
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,10 +15,33 @@ import pytest
 from harness.envoy_stats import stats
 from harness.system import BreadSystem, running_system
 
+# These tests assert latencies (a refusal within 100 ms, no request past 1 s), which hold on
+# this machine but not while other work still has its cores: right after the chaos and k8s
+# tests RabbitMQ recovers its queues and processes wind down for seconds (a busy loop beside
+# test_slow_pay made it fail four times in five). So each starts once the machine is quiet.
+QUIET_IDLE_SHARE = 0.6  # of all cores' time, over one second
+QUIET_WAIT_SECONDS = 30.0
+
+
+def idle_share(seconds: float = 1.0) -> float:
+    """The share of all cores' time spent idle over the next `seconds` (/proc/stat)."""
+
+    def times() -> tuple[int, int]:
+        fields = [int(v) for v in pathlib.Path("/proc/stat").read_text().split()[1:9]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle_before, total_before = times()
+    time.sleep(seconds)
+    idle_after, total_after = times()
+    return (idle_after - idle_before) / max(total_after - total_before, 1)
+
 
 @pytest.fixture
 def system(tmp_path: pathlib.Path) -> Iterator[BreadSystem]:
     with running_system(tmp_path) as bread:
+        deadline = time.monotonic() + QUIET_WAIT_SECONDS
+        while idle_share() < QUIET_IDLE_SHARE and time.monotonic() < deadline:
+            pass  # measured over a second each time round
         yield bread
 
 

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 
+from bench.benchmark import system_pids
 from bench.procstat import memory_mb
 from harness.invariants import wait_settled
 from harness.load import LoadConfig, LoadResult, run
@@ -72,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="bread-soak-") as tmp,
         running_system(pathlib.Path(tmp)) as system,
     ):
-        pids = {name: svc.process.pid for name, svc in system.services.items() if svc.process}
-        assert system.envoy is not None
-        pids["envoy"] = system.envoy.process.pid
+        pids = system_pids(system)
         config = LoadConfig(
             target=system.gateway,
             concurrency=16,

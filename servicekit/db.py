@@ -143,7 +143,7 @@ class Database:
         PASSIVE never waits for nor blocks the writer, and the fsync happens
         here, off the request path. But under steady writes a passive
         checkpoint never catches up with the last commit, and SQLite starts the
-        WAL over only after one has: it grew without bound (2.3 GB in 16
+        WAL over only after one has: it grew without bound (2.5 GB in 17
         minutes at 50 orders/s, its index mapped into order's memory). So every
         WAL_RESTART_EVERY rounds the checkpoint is TRUNCATE: it holds the writer
         back while it copies the little the passive rounds left, and empties the

@@ -127,14 +127,16 @@ class Outbox:
             # consumers skip them by id).
             if self._sent:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.db.run(self._delete_sent))
+                    await asyncio.shield(self.db.run(_DELETE.run, self._sent))
+                self._sent = []
 
     async def publish_batch(self, exchange: AbstractExchange) -> int:
         """Publish the oldest unclaimed events; returns how many were sent.
 
         Rows confirmed by the broker are deleted in the same database job as
         the next claim: one trip to the database per batch, not two."""
-        rows = await self.db.transaction(self._delete_sent_and_claim)
+        rows = await self.db.transaction(self._delete_and_claim, self._sent)
+        self._sent = []  # deleted once that transaction committed
         if not rows:
             return 0
         ids = [row.id for row in rows]
@@ -163,13 +165,9 @@ class Outbox:
             # publish() returns once the broker confirmed the message.
             await exchange.publish(message, routing_key=row.type_name, mandatory=False)
 
-    def _delete_sent(self) -> None:
-        if self._sent:
-            _DELETE.run(self._sent)
-            self._sent = []
-
-    def _delete_sent_and_claim(self) -> list[OutboxEvent]:
-        self._delete_sent()
+    def _delete_and_claim(self, sent: list[int]) -> list[OutboxEvent]:
+        if sent:
+            _DELETE.run(sent)
         now = utcnow()
         rows = _UNCLAIMED.select(now=now)
         if rows:

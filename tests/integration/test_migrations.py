@@ -181,7 +181,7 @@ async def test_an_old_database_is_brought_forward_with_every_row(url: str) -> No
         assert await db.run(lambda: Order.get_by_id("order-0").request_id) == "retry-1"
 
         # outbox.claimed_until: the relay claims the old rows.
-        claimed = await db.transaction(Outbox(db)._delete_sent_and_claim)
+        claimed = await db.transaction(Outbox(db)._delete_and_claim, [])
         assert len(claimed) == 5
         assert (
             await db.run(

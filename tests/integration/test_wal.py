@@ -1,7 +1,7 @@
 """SQLite's WAL stays bounded under writes that never pause (Database.checkpoint_wal).
 
 Passive checkpoints alone never catch up with a writer that never pauses, and SQLite starts
-the WAL over only after one has: the file grew without bound (2.3 GB in 16 minutes of
+the WAL over only after one has: the file grew without bound (2.5 GB in 17 minutes of
 `make soak`). Here a real file takes back-to-back transactions for a few seconds while the
 checkpointer runs at a faster pace than a service's."""
 
